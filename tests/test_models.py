@@ -1,0 +1,64 @@
+"""Every model in coursekit honours the one interface of coursekit.models."""
+
+import pytest
+import torch
+
+from coursekit import models
+
+CASES = models.conformance_cases()
+
+
+def test_some_models_are_registered():
+    assert CASES, "no model registered with models.register_conformance"
+
+
+@pytest.fixture(params=sorted(CASES), ids=sorted(CASES))
+def case(request):
+    torch.manual_seed(0)
+    return CASES[request.param]()
+
+
+def test_loss_is_a_dict_with_a_differentiable_scalar_loss(case):
+    terms = case.model.loss(case.x, case.y)
+    assert isinstance(terms, dict) and "loss" in terms
+    assert all(torch.as_tensor(v).dim() == 0 for v in terms.values()), (
+        "every logged term is a scalar"
+    )
+    assert torch.isfinite(terms["loss"])
+    terms["loss"].backward()
+    grads = [p.grad for p in case.model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), (
+        "the loss reaches the parameters"
+    )
+
+
+def test_sample_has_the_data_shape_and_range_and_follows_the_generator(case):
+    n = 3
+    y = None if case.y is None else case.y[:n]
+    a = case.model.sample(n, y, generator=torch.Generator().manual_seed(1))
+    b = case.model.sample(n, y, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (n, *case.x.shape[1:])
+    assert not a.requires_grad
+    assert torch.equal(a, b), "the same generator seed gives the same samples"
+    if case.data_range is not None:
+        lo, hi = case.data_range
+        assert a.min() >= lo and a.max() <= hi
+
+
+def test_log_prob_is_exact_or_says_which_bound_to_use(case):
+    if case.exact_log_prob:
+        lp = case.model.log_prob(case.x)
+        assert lp.shape == (case.x.shape[0],) and torch.isfinite(lp).all()
+    else:
+        with pytest.raises(NotImplementedError, match=type(case.model).__name__):
+            case.model.log_prob(case.x)
+
+
+def test_base_class_names_the_model_and_the_hint():
+    class Toy(models.GenerativeModel):
+        likelihood_hint = "Use the ELBO instead."
+
+    with pytest.raises(
+        NotImplementedError, match="Toy has no exact log-likelihood. Use the ELBO instead."
+    ):
+        Toy().log_prob(torch.zeros(2, 1))

@@ -1,0 +1,47 @@
+"""Profiles, devices and seeds."""
+
+import pytest
+import torch
+
+from coursekit import utils
+
+
+def test_profile_from_environment_and_pick(monkeypatch):
+    for name in utils.PROFILES:
+        monkeypatch.setenv("COURSEKIT_PROFILE", name)
+        assert utils.profile() == name
+        assert utils.pick(smoke=1, cpu=2, gpu=3) == {"smoke": 1, "cpu": 2, "gpu": 3}[name]
+
+
+def test_default_profile_follows_cuda(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_PROFILE", raising=False)
+    assert utils.profile() == ("gpu" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_PROFILE", "fast")
+    with pytest.raises(ValueError, match="use one of smoke, cpu, gpu"):
+        utils.profile()
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("COURSEKIT_DEVICE", "cpu")
+    assert utils.device() == torch.device("cpu")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("COURSEKIT_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            utils.device()
+
+
+def test_seed_everything_returns_a_seeded_generator():
+    g1, g2 = utils.seed_everything(3), utils.seed_everything(3)
+    assert torch.equal(torch.randn(4, generator=g1), torch.randn(4, generator=g2))
+    utils.seed_everything(5)
+    a = torch.randn(2)
+    utils.seed_everything(5)
+    assert torch.equal(a, torch.randn(2))
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    with utils.autocast("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
