@@ -45,6 +45,9 @@ class Result:
     def __bool__(self) -> bool:
         return self.passed
 
+    def _ipython_display_(self) -> None:
+        """Show nothing as a cell's last value: the check already printed its line."""
+
     def __str__(self) -> str:
         if self.passed:
             return f"✓ {self.name}" + (f": {self.message}" if self.message else "")

@@ -1,0 +1,1 @@
+"""Student checks, one module per lecture (``coursekit.exercises.<topic>``)."""
