@@ -74,7 +74,7 @@ def run_lecture(path: Path, build: Path, timeout: int) -> tuple[list[dict], floa
     try:
         client.execute()
     except CellExecutionError as e:
-        error = str(e).strip().splitlines()[-1] if str(e).strip() else "a cell failed"
+        error = f"{e.ename}: {e.evalue}"
     except Exception as e:  # noqa: BLE001 - a dead kernel or a time-out: report and go on
         error = f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - start
@@ -112,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "--build", default=str(ROOT / "build"), help="output folder (default: build/)"
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--solutions", default=str(ROOT / "solutions"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.profile:
         os.environ["COURSEKIT_PROFILE"] = args.profile
     profile = utils.profile()
-    notebooks = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = sorted(Path(args.solutions).glob("[0-9][0-9]_*.ipynb"))
     wanted = [s for item in args.nb for s in item.replace(",", " ").split()]
     if wanted:
         notebooks = [p for p in notebooks if any(p.name.startswith(w) for w in wanted)]
