@@ -22,4 +22,5 @@ Conventions (each pinned by tests/test_data.py):
 # ruff: noqa: F401
 from coursekit.data.batches import Batches
 from coursekit.data.images import ImageSet, cifar10, digits, fashion_mnist, mnist, read_idx
+from coursekit.data.sprites import shapes
 from coursekit.data.toy import TOY_NAMES, toy_2d
