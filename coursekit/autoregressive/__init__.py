@@ -1,0 +1,42 @@
+"""Autoregressive models (lecture 03): p(x) = prod_i p(x_i | x_<i).
+
+One concept per file:
+
+- ``base``: the chain rule as a model class (log_prob, loss, ancestral sampling);
+- ``simple``: a full table (``Histogram``), ``FVSBN`` and ``NADE``;
+- ``made``: masked MLPs, order-agnostic training and ensembles;
+- ``pixelcnn``: masked convolutions, the blind spot, the gated PixelCNN;
+- ``wavenet``: dilated causal 1-D convolutions for audio;
+- ``transformer``: a causal Transformer with a key/value cache.
+
+The arithmetic coder that turns any of them into a lossless compressor is
+``coursekit.coding``.
+"""
+
+from coursekit.autoregressive.base import Autoregressive, bits_per_dim, sample_categorical
+from coursekit.autoregressive.made import MADE, MaskedLinear, made_masks
+from coursekit.autoregressive.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelCNN, pixelcnn_mask
+from coursekit.autoregressive.simple import FVSBN, NADE, Histogram, order_mask
+from coursekit.autoregressive.transformer import CausalTransformer, causal_mask
+from coursekit.autoregressive.wavenet import CausalConv1d, WaveNet
+
+__all__ = [
+    "FVSBN",
+    "MADE",
+    "NADE",
+    "Autoregressive",
+    "CausalConv1d",
+    "CausalTransformer",
+    "GatedPixelCNN",
+    "Histogram",
+    "MaskedConv2d",
+    "MaskedLinear",
+    "PixelCNN",
+    "WaveNet",
+    "bits_per_dim",
+    "causal_mask",
+    "made_masks",
+    "order_mask",
+    "pixelcnn_mask",
+    "sample_categorical",
+]

@@ -1,0 +1,134 @@
+"""The chain rule as a model: p(x) = prod_i p(x_i | x_<i), one categorical per dimension.
+
+Every model of lecture 03 is an ``Autoregressive``: a network maps the data to one vector
+of logits per dimension such that the logits of dimension ``order[t]`` depend only on the
+dimensions ``order[:t]`` (the *autoregressive property*, tested by gradients). The class
+then supplies the three verbs of the course:
+
+- ``log_prob(x)``: the exact log-likelihood in nats, (B,), from one parallel pass
+  (teacher forcing: every conditional sees the true prefix);
+- ``loss(x)``: the mean negative log-likelihood, logged in bits per dimension;
+- ``sample(n)``: ancestral sampling, one dimension at a time (D network passes).
+
+Convention: data ``x`` lies in [0, 1] with shape (B, *shape) and takes the values
+k / (levels - 1), k = 0..levels-1 (what ``ImageSet.float()`` returns). Integer tensors
+(e.g. ``ImageSet.images``, uint8) are accepted as the levels k themselves. Internally the
+networks see the integer levels ``k`` (B, *shape), int64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from coursekit import models
+
+
+class Autoregressive(models.GenerativeModel):
+    """Base class: subclasses implement ``logits(k) -> (B, levels, *shape)``.
+
+    Args:
+        shape: the shape of one example, e.g. (1, 8, 8) or (1, T).
+        levels: the number of values each dimension takes.
+        order: a permutation of range(D), D = prod(shape): the order of the chain rule
+            over the flattened dimensions. Defaults to raster order.
+    """
+
+    def __init__(self, shape: tuple[int, ...], levels: int, order: Tensor | None = None):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.levels = int(levels)
+        D = math.prod(self.shape)
+        order = torch.arange(D) if order is None else torch.as_tensor(order).long()
+        if sorted(order.tolist()) != list(range(D)):
+            raise ValueError(f"order must be a permutation of range({D}), got {order.tolist()}.")
+        self.register_buffer("order", order, persistent=False)
+
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.shape)
+
+    # -- conversions between data range and integer levels ---------------------------------
+
+    def to_levels(self, x: Tensor) -> Tensor:
+        """Data x (floats in [0, 1] or integer levels) -> integer levels k, int64, same shape."""
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(
+                f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.shape))}),"
+                f" got {tuple(x.shape)}."
+            )
+        if x.dtype.is_floating_point:
+            k = torch.round(x * (self.levels - 1)).long()
+        else:
+            k = x.long()
+        if k.numel() and (k.min() < 0 or k.max() >= self.levels):
+            raise ValueError(
+                f"x has values outside the {self.levels} levels; pass floats in [0, 1] "
+                f"(ImageSet.float()) or integers in 0..{self.levels - 1}."
+            )
+        return k
+
+    def from_levels(self, k: Tensor) -> Tensor:
+        """Integer levels k -> data range [0, 1], float32."""
+        return k.float() / (self.levels - 1)
+
+    # -- the model ---------------------------------------------------------------------------
+
+    def logits(self, k: Tensor) -> Tensor:
+        """(B, *shape) int64 levels -> (B, levels, *shape) logits of p(x_i | x_<i)."""
+        raise NotImplementedError
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log p(x) in nats, (B,): the sum of the D conditional log-probabilities."""
+        k = self.to_levels(x)
+        logp = -F.cross_entropy(self.logits(k), k, reduction="none")  # (B, *shape)
+        return logp.flatten(1).sum(1)
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
+        nll = -self.log_prob(x).mean()
+        return {"loss": nll, "bpd": nll.detach() / (self.num_dims * math.log(2))}
+
+    @torch.no_grad()
+    def conditional(self, k: Tensor, t: int, temperature: float = 1.0) -> Tensor:
+        """Logits of dimension ``order[t]`` given the prefix of k, (B, levels).
+
+        Only k[order[:t]] matters (the autoregressive property); the rest may hold anything.
+        """
+        logits = self.logits(k).flatten(2)  # (B, levels, D)
+        return logits[:, :, self.order[t]] / temperature
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        y: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        """Ancestral sampling: D sequential network passes; returns (n, *shape) in [0, 1]."""
+        was_training = self.training
+        self.eval()  # no dropout while sampling
+        dev = self.order.device
+        k = torch.zeros(n, self.num_dims, dtype=torch.long, device=dev)  # (n, D)
+        for t in range(self.num_dims):
+            logits = self.conditional(k.view(n, *self.shape), t, temperature)  # (n, levels)
+            k[:, self.order[t]] = sample_categorical(logits, generator)
+        self.train(was_training)
+        return self.from_levels(k.view(n, *self.shape))
+
+
+def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of ``logits`` (B, K) -> (B,) int64, from ``generator`` when given."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    if generator is not None and generator.device != probs.device:
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(probs.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def bits_per_dim(log_prob: Tensor, num_dims: int) -> float:
+    """Mean negative log-likelihood in bits per dimension, from nats per example (B,)."""
+    return float(-log_prob.mean() / (num_dims * math.log(2)))
