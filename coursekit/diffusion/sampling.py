@@ -1,0 +1,234 @@
+"""Samplers for discrete-time diffusion, as plain functions over an ε-predictor.
+
+Convention (Ho et al., 2020): ``x_0`` is data, large ``t`` is noise, ``t = 0, ..., T-1`` indexes
+the schedule (see ``schedules.py``). Every sampler takes
+
+    eps_fn(x_t: Tensor (B, ...), t: Tensor (B,) int64) -> Tensor (B, ...)
+
+so a trained ``Diffusion``, an analytic score, or a guided mixture of two predictions all plug in
+the same way, and a student can swap DDPM for DDIM without touching a model.
+
+- ``ddpm_step``: ancestral sampling, x_{t-1} ~ q(x_{t-1} | x_t, x_0 = x0_hat) (Ho et al., Alg. 2).
+- ``ddim_step``: DDIM (Song, Meng & Ermon, 2021, eq. 12); ``eta = 0`` is deterministic,
+  ``eta = 1`` with consecutive steps is DDPM again.
+- ``probability_flow_sample``: the probability-flow ODE (Song et al., 2021) in DDIM's variables,
+  with Euler (= DDIM) or Heun steps.
+- ``guided``: classifier-free guidance (Ho & Salimans, 2022),
+  ε = ε_uncond + s (ε_cond − ε_uncond): s = 0 is unconditional, s = 1 conditional, s > 1 guided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from coursekit.diffusion.schedules import NoiseSchedule
+
+EpsFn = Callable[[Tensor, Tensor], Tensor]
+StepCallback = Callable[[int, Tensor, Tensor], None]
+
+
+def _bcast(a: Tensor, x: Tensor) -> Tensor:
+    """A scalar table entry as float32 on x's device, ready to multiply x."""
+    return a.to(device=x.device, dtype=x.dtype)
+
+
+def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like x; drawn on the generator's device, then moved."""
+    gen_device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, device=gen_device).to(x.device, x.dtype)
+
+
+def predict_x0(x_t: Tensor, eps: Tensor, t: int, schedule: NoiseSchedule) -> Tensor:
+    """x0_hat = (x_t − sqrt(1 − ᾱ_t) ε) / sqrt(ᾱ_t): invert q(x_t | x_0) for a given ε (eq. 4)."""
+    a = _bcast(schedule.alpha_bar[t], x_t)
+    return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+
+@torch.no_grad()
+def ddpm_step(
+    x_t: Tensor,
+    eps: Tensor,
+    t: int,
+    schedule: NoiseSchedule,
+    *,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
+) -> Tensor:
+    """One ancestral step x_t -> x_{t-1} with variance β̃_t (Ho et al., Alg. 2, eq. 6-7).
+
+    Without ``clip`` this is exactly Ho et al.'s line 4,
+    x_{t-1} = (x_t − β_t / sqrt(1 − ᾱ_t) ε) / sqrt(α_t) + sqrt(β̃_t) z;
+    it is computed as the posterior mean given x0_hat so that x0_hat can be clipped to the data
+    range ``clip`` first (a cheap, standard fix for the first, noisiest steps).
+    ``noise`` (shaped like x_t) replaces z for exact tests. At t = 0 no noise is added.
+    """
+    x0 = predict_x0(x_t, eps, t, schedule)
+    if clip is not None:
+        x0 = x0.clamp(*clip)
+    mean = (
+        _bcast(schedule.posterior_mean_coef_x0[t], x_t) * x0
+        + _bcast(schedule.posterior_mean_coef_xt[t], x_t) * x_t
+    )
+    if t == 0:
+        return mean
+    z = noise if noise is not None else _noise_like(x_t, generator)
+    return mean + _bcast(schedule.posterior_variance[t], x_t).sqrt() * z
+
+
+def ddim_timesteps(num_train_steps: int, num_steps: int) -> list[int]:
+    """``num_steps`` evenly spaced times from T-1 down to 0 (both included), descending."""
+    if not 1 <= num_steps <= num_train_steps:
+        raise ValueError(f"num_steps must be in 1..{num_train_steps}, got {num_steps}.")
+    if num_steps == 1:
+        return [num_train_steps - 1]
+    ts = torch.linspace(num_train_steps - 1, 0, num_steps).round().long()
+    return ts.tolist()
+
+
+@torch.no_grad()
+def ddim_step(
+    x_t: Tensor,
+    eps: Tensor,
+    t: int,
+    t_prev: int,
+    schedule: NoiseSchedule,
+    *,
+    eta: float = 0.0,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
+) -> Tensor:
+    """One DDIM step x_t -> x_{t_prev} (Song et al., 2021, eq. 12); ``t_prev = -1`` means x_0.
+
+    x_prev = sqrt(ᾱ_prev) x0_hat + sqrt(1 − ᾱ_prev − σ²) ε + σ z, with
+    σ = η sqrt((1 − ᾱ_prev) / (1 − ᾱ_t)) sqrt(1 − ᾱ_t / ᾱ_prev) (eq. 16).
+    With ``eta = 0`` no noise is drawn: the step is a deterministic map.
+    """
+    a_t = _bcast(schedule.alpha_bar[t], x_t)
+    a_prev = _bcast(schedule.alpha_bar[t_prev], x_t) if t_prev >= 0 else torch.ones_like(a_t)
+    x0 = predict_x0(x_t, eps, t, schedule)
+    if clip is not None:
+        x0 = x0.clamp(*clip)
+        # keep x_t = sqrt(a) x0 + sqrt(1 - a) eps true for the clipped x0
+        eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+    sigma = eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
+    x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+    if eta > 0:
+        z = noise if noise is not None else _noise_like(x_t, generator)
+        x_prev = x_prev + sigma * z
+    return x_prev
+
+
+def _time(t: int, x: Tensor) -> Tensor:
+    return torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+
+
+@torch.no_grad()
+def ddpm_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
+    on_step: StepCallback | None = None,
+) -> Tensor:
+    """Ancestral sampling from x_T through all T steps; returns x_0 (same shape as x_T).
+
+    ``on_step(t, x_t, eps)`` is called before each step (for plotting trajectories).
+    """
+    x = x_T
+    for t in reversed(range(schedule.num_steps)):
+        eps = eps_fn(x, _time(t, x))
+        if on_step is not None:
+            on_step(t, x, eps)
+        x = ddpm_step(x, eps, t, schedule, generator=generator, clip=clip)
+    return x
+
+
+@torch.no_grad()
+def ddim_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: Tensor,
+    *,
+    num_steps: int = 50,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip: tuple[float, float] | None = None,
+    on_step: StepCallback | None = None,
+) -> Tensor:
+    """DDIM sampling from x_T with ``num_steps`` network calls; returns x_0."""
+    ts = ddim_timesteps(schedule.num_steps, num_steps)
+    x = x_T
+    for t, t_prev in zip(ts, ts[1:] + [-1]):
+        eps = eps_fn(x, _time(t, x))
+        if on_step is not None:
+            on_step(t, x, eps)
+        x = ddim_step(x, eps, t, t_prev, schedule, eta=eta, generator=generator, clip=clip)
+    return x
+
+
+@torch.no_grad()
+def probability_flow_sample(
+    eps_fn: EpsFn,
+    schedule: NoiseSchedule,
+    x_T: Tensor,
+    *,
+    num_steps: int = 25,
+    method: str = "heun",
+) -> Tensor:
+    """Integrate the probability-flow ODE from x_T to x_0 over DDIM's ``num_steps`` times.
+
+    In the variables x̄ = x_t / sqrt(ᾱ_t) and σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) the ODE is
+    dx̄/dσ = ε(x_t, t) (Song, Meng & Ermon, 2021, eq. 14). ``method="euler"`` on the grid
+    σ(t_1) > ... > σ(t_K) > 0 is DDIM exactly; ``"heun"`` (2nd order, Karras et al., 2022,
+    Alg. 1) averages the slopes at both ends of each step, for 2K − 1 network calls. The last
+    step, to σ = 0, is an Euler step, which lands on x0_hat. The grid is uniform in t, so with
+    the cosine schedule (σ ≈ 2e4 at t = T-1) the first steps are huge in σ and Heun needs a
+    fine grid; Karras et al. space the steps in σ^(1/7) instead.
+    """
+    if method not in ("euler", "heun"):
+        raise ValueError(f"method must be 'euler' or 'heun', got {method!r}.")
+    ts = ddim_timesteps(schedule.num_steps, num_steps)
+    ab = schedule.alpha_bar.double()
+    sigmas = [float(((1 - ab[t]) / ab[t]).sqrt()) for t in ts] + [0.0]
+
+    def slope(x_bar: Tensor, i: int) -> Tensor:
+        # dx̄/dσ at grid point i: the network sees x_t = x̄ sqrt(ᾱ) = x̄ / sqrt(1 + σ²)
+        return eps_fn(x_bar / math.sqrt(1 + sigmas[i] ** 2), _time(ts[i], x_bar))
+
+    x_bar = x_T * math.sqrt(1 + sigmas[0] ** 2)
+    for i in range(len(ts)):
+        d = slope(x_bar, i)
+        step = sigmas[i + 1] - sigmas[i]  # negative: σ decreases towards the data
+        x_next = x_bar + step * d
+        if method == "heun" and i + 1 < len(ts):
+            x_next = x_bar + step * 0.5 * (d + slope(x_next, i + 1))
+        x_bar = x_next
+    return x_bar  # at σ = 0, x̄ = x_0
+
+
+def guided(
+    eps_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor],
+    y: Tensor,
+    scale: float,
+) -> EpsFn:
+    """Classifier-free guidance: ε = ε(x, t, None) + scale · (ε(x, t, y) − ε(x, t, None)).
+
+    ``eps_fn(x, t, None)`` must be the unconditional prediction (the model trained with label
+    dropout). scale = 0 gives the unconditional model, 1 the conditional one, > 1 pushes
+    samples towards what makes ``y`` more likely (Ho & Salimans, 2022, eq. 6 with w = scale − 1).
+    """
+
+    def eps_guided(x_t: Tensor, t: Tensor) -> Tensor:
+        eps_uncond = eps_fn(x_t, t, None)
+        eps_cond = eps_fn(x_t, t, y)
+        return eps_uncond + scale * (eps_cond - eps_uncond)
+
+    return eps_guided
