@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from coursekit import utils
+
 Drift = Callable[[Tensor, Tensor], Tensor]  # f(x, t) with t of shape (B,)
 
 
@@ -86,13 +88,6 @@ def _time(t: float, x: Tensor) -> Tensor:
 def _grid(t0: float, t1: float, steps: int) -> list[float]:
     # t0 + i * dt computed as a fraction of the span, so the last time is exactly t1
     return [t0 + (t1 - t0) * i / steps for i in range(steps + 1)]
-
-
-def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    if generator is None:
-        return torch.randn_like(x)
-    z = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-    return z.to(x.device)
 
 
 @torch.no_grad()
@@ -175,7 +170,7 @@ def euler_maruyama(
     for i in range(steps):
         dt = ts[i + 1] - ts[i]
         t = _time(ts[i], x)
-        z = _randn_like(x, generator)
+        z = utils.randn(x.shape, x, generator)
         x = x + f(x, t) * dt + g(x, t) * math.sqrt(abs(dt)) * z
         rec(i + 1, x, ts[i + 1])
     return rec.result(x, t1)
@@ -207,7 +202,7 @@ def langevin(
     rec = _Recorder(x, 0.0, steps, save_every)
     noise_scale = math.sqrt(2.0 * step_size)
     for k in range(steps):
-        z = _randn_like(x, generator)
+        z = utils.randn(x.shape, x, generator)
         x = x + step_size * score(x) + noise_scale * z
         rec(k + 1, x, float(k + 1))
     return rec.result(x, float(steps))

@@ -93,3 +93,17 @@ def describe_device(dev: torch.device | str | None = None) -> str:
     if dev.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return dev.type
+
+
+def randn(
+    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``like``'s device and dtype.
+
+    With a ``generator`` the noise is drawn on the generator's device (a CPU generator works
+    for CUDA tensors) and then moved, so a seed gives the same noise on every device.
+    """
+    if generator is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
+    return eps.to(like.device)

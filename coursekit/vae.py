@@ -28,16 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coursekit import models
+from coursekit import models, utils
 from coursekit.vae_likelihoods import Likelihood
-
-
-def _randn(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """N(0, I) noise of ``shape`` on like's device and dtype, from ``generator`` when given."""
-    if generator is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
-    return eps.to(like.device)
 
 
 def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -136,7 +128,7 @@ class VAE(models.GenerativeModel):
         """The ELBO's two terms with one reparameterized sample (``eps``: (B, latent_dim))."""
         mu, logvar = self.encode(x, y)
         if eps is None:
-            eps = _randn(mu.shape, mu, generator)
+            eps = utils.randn(mu.shape, mu, generator)
         z = reparameterize(mu, logvar, eps)
         recon = self.likelihood.log_prob(self.decode(z, y), x)
         kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)  # (B, D_z)
@@ -187,7 +179,7 @@ class VAE(models.GenerativeModel):
         B = len(x)
         mu, logvar = self.encode(x, y)  # (B, D_z)
         if eps is None:
-            eps = _randn((k, B, self.latent_dim), mu, generator)
+            eps = utils.randn((k, B, self.latent_dim), mu, generator)
         rows = max(1, chunk // B)  # samples per decoder call
         out = []
         for s in range(0, k, rows):
@@ -235,7 +227,7 @@ class VAE(models.GenerativeModel):
 
     def _prior_sample(self, n: int, generator: torch.Generator | None) -> Tensor:
         like = next(self.parameters())
-        return _randn((n, self.latent_dim), like, generator)
+        return utils.randn((n, self.latent_dim), like, generator)
 
     @torch.no_grad()
     def sample(

@@ -45,3 +45,14 @@ def test_seed_everything_returns_a_seeded_generator():
 def test_autocast_is_a_no_op_on_cpu():
     with utils.autocast("cpu"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_randn_follows_the_generator_and_takes_dtype_and_device_from_like():
+    like = torch.zeros(1, dtype=torch.float64)
+    a = utils.randn((3, 2), like, torch.Generator().manual_seed(0))
+    b = utils.randn((3, 2), like, torch.Generator().manual_seed(0))
+    assert a.shape == (3, 2) and a.dtype == torch.float64 and a.device == like.device
+    assert torch.equal(a, b)
+    assert torch.equal(
+        a, torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    )

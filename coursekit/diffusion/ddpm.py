@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coursekit import models
+from coursekit import models, utils
 from coursekit.diffusion import sampling
 from coursekit.diffusion.schedules import NoiseSchedule
 
@@ -46,7 +46,7 @@ def q_sample(
 ) -> Tensor:
     """Draw x_t ~ q(x_t | x_0) = N(sqrt(ᾱ_t) x_0, (1 − ᾱ_t) I) (eq. 4); ``t`` int64 (B,)."""
     if eps is None:
-        eps = sampling._noise_like(x0, generator)
+        eps = utils.randn(x0.shape, x0, generator)
     a = expand_like(schedule.alpha_bar[t], x0)
     return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
@@ -177,7 +177,7 @@ class Diffusion(models.GenerativeModel):
                 0, self.schedule.num_steps, (B,), generator=generator, device=gen_device
             ).to(x0.device)
         if noise is None:
-            noise = sampling._noise_like(x0, generator)
+            noise = utils.randn(x0.shape, x0, generator)
         if y is not None and self.p_uncond > 0:
             # label dropout: the same network learns p(x | y) and p(x) (Ho & Salimans, 2022)
             gen_device = generator.device if generator is not None else y.device
@@ -215,7 +215,7 @@ class Diffusion(models.GenerativeModel):
         """
         device = self.schedule.betas.device
         if x_T is None:
-            x_T = sampling._noise_like(torch.empty(n, *self.data_shape, device=device), generator)
+            x_T = utils.randn((n, *self.data_shape), torch.empty(0, device=device), generator)
         if y is not None and guidance_scale is not None and guidance_scale != 1.0:
             eps_fn = sampling.guided(self.eps, y, guidance_scale)
         else:

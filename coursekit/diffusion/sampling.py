@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from coursekit import utils
 from coursekit.diffusion.schedules import NoiseSchedule
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
@@ -34,12 +35,6 @@ StepCallback = Callable[[int, Tensor, Tensor], None]
 def _bcast(a: Tensor, x: Tensor) -> Tensor:
     """A scalar table entry as float32 on x's device, ready to multiply x."""
     return a.to(device=x.device, dtype=x.dtype)
-
-
-def _noise_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like x; drawn on the generator's device, then moved."""
-    gen_device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, device=gen_device).to(x.device, x.dtype)
 
 
 def predict_x0(x_t: Tensor, eps: Tensor, t: int, schedule: NoiseSchedule) -> Tensor:
@@ -76,7 +71,7 @@ def ddpm_step(
     )
     if t == 0:
         return mean
-    z = noise if noise is not None else _noise_like(x_t, generator)
+    z = noise if noise is not None else utils.randn(x_t.shape, x_t, generator)
     return mean + _bcast(schedule.posterior_variance[t], x_t).sqrt() * z
 
 
@@ -119,7 +114,7 @@ def ddim_step(
     sigma = eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
     x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
     if eta > 0:
-        z = noise if noise is not None else _noise_like(x_t, generator)
+        z = noise if noise is not None else utils.randn(x_t.shape, x_t, generator)
         x_prev = x_prev + sigma * z
     return x_prev
 
