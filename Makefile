@@ -33,7 +33,8 @@ notebooks: install
 
 ## make check: lint and generated notebooks in sync (no notebook execution)
 check: install
-	$(PY) -m ruff check coursekit tools tests solutions/*.py
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check coursekit tools tests benchmarks conftest.py solutions/*.py
 	$(PY) tools/build_notebooks.py --check
 
 clean:

@@ -87,7 +87,7 @@ def run_lecture(path: Path, build: Path, timeout: int) -> tuple[list[dict], floa
 
 
 def print_table(rows: list[dict], times: dict[str, float], errors: dict[str, str]) -> None:
-    header = f"{'lecture':<20} {'time':>7}  {'number':<28} {'value':>11}  {'target':<10} met"
+    header = f"{'lecture':<20} {'time':>7}  {'number':<40} {'value':>11}  {'target':<10} met"
     print("\n" + header + "\n" + "-" * len(header))
     for lecture, seconds in times.items():
         mine = [r for r in rows if r["lecture"] == lecture]
@@ -98,7 +98,7 @@ def print_table(rows: list[dict], times: dict[str, float], errors: dict[str, str
         for i, r in enumerate(mine):
             met = {True: "yes", False: "NO", None: "-"}[r["met"]]
             label = f"{lecture:<20} {seconds:>6.0f}s" if i == 0 else " " * 28
-            print(f"{label}  {r['name']:<28} {r['value']:>11.4g}  {r['target'] or '-':<10} {met}")
+            print(f"{label}  {r['name']:<40} {r['value']:>11.4g}  {r['target'] or '-':<10} {met}")
     print()
 
 
