@@ -67,6 +67,10 @@ def test_q_sample_reference_passes():
             ),
             "swapped the two scales",
         ),
+        (
+            lambda x0, t, ab, eps: bcast(ab[t], x0).sqrt() * x0 + (1 - bcast(ab[t], x0)) * eps,
+            "forgot the square root on the noise scale",
+        ),
         (lambda x0, t, ab, eps: ab[t].sqrt() * x0 + (1 - ab[t]).sqrt() * eps, "your code raised"),
         (lambda x0, t, ab, eps: None, "forget the `return`"),
     ],

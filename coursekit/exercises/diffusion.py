@@ -41,6 +41,8 @@ def check_q_sample(q_sample_fn) -> check.Result:
             hints={
                 "forgot the square roots (used ᾱ_t and 1 − ᾱ_t as the scales)": a * x0
                 + (1 - a) * eps,
+                "forgot the square root on the noise scale (used 1 − ᾱ_t, a variance, as a "
+                "standard deviation)": a.sqrt() * x0 + (1 - a) * eps,
                 "swapped the two scales": (1 - a).sqrt() * x0 + a.sqrt() * eps,
                 "used α_t of one step instead of the product ᾱ_t": alpha.sqrt() * x0
                 + (1 - alpha).sqrt() * eps,
