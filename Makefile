@@ -25,7 +25,7 @@ test: install
 ## make lab: JupyterLab on the student notebooks
 lab: install
 	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) tools/install.py --venv $(VENV) --torch "$(TORCH)" --lab
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## make notebooks: regenerate solutions/*.ipynb and notebooks/*.ipynb from solutions/*.py
 notebooks: install
