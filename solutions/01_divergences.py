@@ -624,7 +624,7 @@ plt.show()
 # You should see $V(G, D^*)$ and $2\,\mathrm{JS} - \log 4$ agree to about 0.001 (the Monte-Carlo
 # error), both about −1.13 ($\mathrm{JS} \approx 0.128$ nats, well below its maximum
 # $\log 2 \approx 0.693$). $D^*$ rises to about 0.72 on the modes, which the model under-weights,
-# and drops to about 0.04 between them and to 0 far out, where the broad Gaussian puts mass the
+# and drops to about 0.03 between them and to 0 far out, where the broad Gaussian puts mass the
 # data does not have; it is exactly ½ where the two densities cross. A real discriminator is a network trained towards this $D^*$, like the JS
 # critic of Section 5.
 
