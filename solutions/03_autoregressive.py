@@ -366,9 +366,9 @@ plot.image_grid(gated.sample(32, generator=gen).cpu(), nrow=8, ax=axes[1], title
 plt.show()
 
 # %% [markdown]
-# In the cpu profile you should see about 1.88 bits/dim for the PixelCNN and about 1.83 for
+# In the cpu profile you should see about 1.88 bits/dim for the PixelCNN and about 1.82 for
 # the gated PixelCNN, the best model of this lecture on the digits. The samples have digit-like
-# strokes and a fair share of them are recognizable digits: 1.83 bits/dim is good for
+# strokes and a fair share of them are recognizable digits: 1.82 bits/dim is good for
 # compression (section 8) long before samples look perfect.
 
 # %% [markdown]
@@ -510,8 +510,8 @@ print(
 
 # %% [markdown]
 # You should see the same samples both ways (the same generator, the same conditionals) and
-# a speed-up of about 6 in the cpu profile for 64 tokens; it grows with the sequence length.
-# The Transformer reaches only about 2.11 bits/dim here, no better than the linear FVSBN:
+# a speed-up of about 5 in the cpu profile for 64 tokens; it grows with the sequence length.
+# The Transformer reaches only about 2.12 bits/dim here, no better than the linear FVSBN:
 # attention needs more data and steps than this small set and budget give it, and the
 # convolutions' built-in locality wins.
 #
@@ -601,8 +601,8 @@ print(
 )
 
 # %% [markdown]
-# In the cpu profile you should see the gated PixelCNN best at about 1.83 bits/dim, against
-# about 2.03 for the linear FVSBN and 2.43 for independent pixels, and sampling a few tens of
+# In the cpu profile you should see the gated PixelCNN best at about 1.82 bits/dim, against
+# about 2.04 for the linear FVSBN and 2.43 for independent pixels, and sampling a few tens of
 # times slower (about 30 to 40 in the cpu profile) than evaluating the likelihood of as many
 # images.
 
@@ -740,11 +740,11 @@ plt.show()
 
 # %% [markdown]
 # You should see every image decoded exactly, a code within about 0.0001 bits/dim of the
-# model's NLL (the quantization and the final bits of one stream), and about 1.83 bits/dim
+# model's NLL (the quantization and the final bits of one stream), and about 1.82 bits/dim
 # against about 2.85 for the best of gzip, bz2, lzma and PNG on the whole set at once (bz2):
 # about 36% smaller. Per image the general-purpose compressors do far worse (their headers and
 # warm-up dominate 64 bytes), while the model loses only the final bits of each stream (about
-# 1.90 bits/dim: half a byte per image).
+# 1.89 bits/dim: half a byte per image).
 
 # %% [markdown]
 # ## 9. At scale: Fashion-MNIST with a gated PixelCNN (gpu profile)
