@@ -24,9 +24,9 @@
 # - run diffusion in an autoencoder's latent space and say what it costs and saves.
 #
 # **Profiles.** The `cpu` profile trains small MLPs (a few thousand steps each, a few seconds
-# to half a minute per model) on 2-D toys and on the 8×8 digits: the whole lecture took 2.5
-# to 4 minutes (147 s to 227 s in three runs) on one thread of a shared 2-core machine. Its
-# numbers are meaningful but far from the state of the art. The `gpu` profile trains the small
+# to half a minute per model) on 2-D toys and on the 8×8 digits: the whole lecture took about
+# 135 s on a 2-core machine (`make course`). Its numbers are meaningful but far from the state
+# of the art. The `gpu` profile trains the small
 # UNet of `coursekit.nn` on Fashion-MNIST 28×28 with bf16, EMA and `torch.compile`; it has
 # not been run yet, so its numbers are unmeasured.
 
@@ -251,8 +251,8 @@ for name in TOYS:
 # You should see samples that cover both moons and all eight Gaussians. In our `cpu` run the
 # energy distance was about −0.45 × the real-vs-real 95th percentile on the moons and
 # −0.16 × on the eight Gaussians (below 1: as close to the data as fresh data; below 0
-# happens, the estimator is unbiased and noisy), in about 25 s per toy for training and
-# sampling on one CPU thread. The eight Gaussians are the harder test: the model must split
+# happens, the estimator is unbiased and noisy), in about 18 s per toy for training and
+# sampling on two CPU threads. The eight Gaussians are the harder test: the model must split
 # its mass evenly between far-apart modes.
 #
 # ## 4. Scores
@@ -489,12 +489,12 @@ plt.show()
 
 # %% [markdown]
 # You should see recognisable digits; in our `cpu` run the FCD was about 5.8
-# against a floor of about 2.7 (ratio 2.1), in about 4.5 s for
+# against a floor of about 2.7 (ratio 2.1), in about 2.5 s for
 # 750 samples.
 #
 # *Why predict $x_0$ here?* In the `cpu` profile the network predicts $\hat x_0$
 # (`prediction="x0"`) and `Diffusion` converts it to $\hat\varepsilon$; the loss is then
-# $L_\text{simple}$ weighted by $\bar\alpha_t / (1-\bar\alpha_t)$ (section 8). With our
+# $L_\text{simple}$ weighted by $(1-\bar\alpha_t) / \bar\alpha_t$ (section 8). With our
 # small MLP and a few thousand steps, $\varepsilon$-prediction gave far noisier digits: at
 # large $t$ an error $\delta$ in $\hat\varepsilon$ becomes an error
 # $\delta \sqrt{1-\bar\alpha_t}/\sqrt{\bar\alpha_t}$ in $\hat x_0$. Try it: set
