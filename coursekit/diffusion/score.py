@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from coursekit import models, samplers
+from coursekit import models, samplers, utils
 from coursekit.diffusion.schedules import NoiseSchedule
 
 
@@ -98,7 +98,7 @@ class ScoreModel(models.GenerativeModel):
                 x.device
             )
         if noise is None:
-            noise = torch.randn(x.shape, generator=generator, device=gen_device).to(x.device)
+            noise = utils.randn(x.shape, x, generator)
         sigma = self.sigmas[i].view(-1, *([1] * (x.ndim - 1)))
         x_noisy = x + sigma * noise
         # the net outputs σ s_θ directly: its target −z has unit scale at every level
@@ -119,9 +119,7 @@ class ScoreModel(models.GenerativeModel):
             D = self.net.inp.in_features if hasattr(self.net, "inp") else None
             if D is None:
                 raise ValueError("Pass x_init: the data dimension cannot be read from the net.")
-            gen_device = generator.device if generator is not None else self.sigmas.device
-            x_init = torch.randn(n, D, generator=generator, device=gen_device)
-            x_init = x_init.to(self.sigmas.device) * self.sigmas[0]
+            x_init = utils.randn((n, D), self.sigmas, generator) * self.sigmas[0]
         return annealed_langevin(
             self.score,
             self.sigmas,
