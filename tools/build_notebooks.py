@@ -159,6 +159,8 @@ def build(path: Path, student: bool) -> str:
     nb = jupytext.reads(text, fmt="py:percent")
     cells, counter = [], [0]
     line_of_cell = _cell_start_lines(text)
+    if len(line_of_cell) != len(nb.cells):  # cannot happen with plain `# %%` sources
+        raise BuildError(f"{path}:1: could not match jupytext's cells to `# %%` markers")
     for i, cell in enumerate(nb.cells):
         tags = set(cell.metadata.get("tags", []))
         if (student and INSTRUCTOR in tags) or (not student and STUDENT in tags):
@@ -195,7 +197,7 @@ def _cell_start_lines(text: str) -> list[int]:
     starts = [n for n, line in enumerate(text.splitlines(), start=1) if line.startswith("# %%")]
     if not text.lstrip().startswith("# %%"):
         starts.insert(0, 1)  # jupytext makes a first cell of what comes before the first marker
-    return starts + [starts[-1] if starts else 1] * 1000
+    return starts
 
 
 def targets(source: Path) -> dict[Path, str]:
