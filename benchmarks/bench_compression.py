@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from coursekit import coding
+from coursekit.autoregressive import coding
 
 
 def main() -> None:
@@ -37,7 +37,7 @@ def main() -> None:
     t2 = time.perf_counter()
     print(f"{args.n} symbols, {args.levels} levels; ideal -log2 q = {ideal:.0f} bits")
     print(
-        f"coursekit.coding: {len(bits)} bits (+{len(bits) - ideal:.1f}), "
+        f"coursekit.autoregressive.coding: {len(bits)} bits (+{len(bits) - ideal:.1f}), "
         f"encode {args.n / (t1 - t0) / 1e3:.0f}k sym/s, decode {args.n / (t2 - t1) / 1e3:.0f}k sym/s"
     )
     try:

@@ -13,17 +13,17 @@ import time
 
 import torch
 
-from coursekit import nn, utils
+from coursekit import networks, utils
 from coursekit.diffusion import ddpm, schedules
 
 
 class ImageMLP(torch.nn.Module):
-    """nn.TimeConditionedMLP on flattened images, as in the lecture's cpu profile."""
+    """networks.TimeConditionedMLP on flattened images, as in the lecture's cpu profile."""
 
     def __init__(self, shape: tuple[int, ...], hidden: int = 256):
         super().__init__()
         self.shape = shape
-        self.mlp = nn.TimeConditionedMLP(math.prod(shape), hidden, 3)
+        self.mlp = networks.TimeConditionedMLP(math.prod(shape), hidden, 3)
 
     def forward(self, x, t, y=None):
         return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)
@@ -49,7 +49,7 @@ def main() -> None:
     if args.net == "mlp":
         net = ImageMLP(shape)
     else:
-        net = nn.UNet(in_ch=1, base=64, mults=None, image_size=size)
+        net = networks.UNet(in_ch=1, base=64, mults=None, image_size=size)
     net = net.to(dev, memory_format=torch.channels_last) if args.net == "unet" else net.to(dev)
     model = ddpm.Diffusion(net, schedules.cosine_schedule(1000), data_shape=shape).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -24,7 +24,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from coursekit import divergences, nn, report, utils  # coursekit.nn: the course's networks
+from coursekit import divergences, networks, report, utils
 from coursekit.exercises import divergences as checks
 
 gen = utils.seed_everything(0)
@@ -499,7 +499,7 @@ bounds = {
 }
 critics, traces = {}, {}
 for label, (bound, _) in bounds.items():
-    critics[label] = nn.MLP(1, 1, hidden=64, depth=2)
+    critics[label] = networks.MLP(1, 1, hidden=64, depth=2)
     traces[label] = divergences.train_critic(
         critics[label], bound, sample_p, sample_q, steps=CRITIC_STEPS, batch_size=256, lr=2e-3,
         eval_every=max(1, CRITIC_STEPS // 50), eval_size=EVAL_SIZE, generator=gen,

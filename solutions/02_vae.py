@@ -26,10 +26,9 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from coursekit import data, metrics, nn, plot, report, train, utils, vae
-from coursekit import vae_disentanglement as disentanglement
-from coursekit import vae_likelihoods as likelihoods
+from coursekit import data, likelihoods, metrics, networks, plot, report, train, utils, vae
 from coursekit.exercises import vae as checks
+from coursekit.metrics import disentanglement as disentanglement
 
 gen = utils.seed_everything(0)
 DEV = utils.device()
@@ -40,9 +39,9 @@ def mlp_vae(likelihood, x_shape, latent_dim, hidden, *, num_classes=0, **kwargs)
     """A VAE (or, with num_classes, a conditional VAE) with two-hidden-layer MLPs."""
     D, P = math.prod(x_shape), math.prod(likelihood.param_shape(x_shape))
     encoder = torch.nn.Sequential(
-        torch.nn.Flatten(), nn.MLP(D + num_classes, 2 * latent_dim, hidden, depth=2)
+        torch.nn.Flatten(), networks.MLP(D + num_classes, 2 * latent_dim, hidden, depth=2)
     )
-    decoder = nn.MLP(latent_dim + num_classes, P, hidden, depth=2)
+    decoder = networks.MLP(latent_dim + num_classes, P, hidden, depth=2)
     if num_classes:
         return vae.ConditionalVAE(
             encoder, decoder, likelihood, num_classes=num_classes,
@@ -82,8 +81,8 @@ AE_STEPS = utils.pick(smoke=20, cpu=1000, gpu=3000)
 LATENT = 8
 HIDDEN = utils.pick(smoke=32, cpu=256, gpu=256)
 ae = vae.Autoencoder(
-    torch.nn.Sequential(torch.nn.Flatten(), nn.MLP(64, LATENT, HIDDEN, depth=2)),
-    nn.MLP(
+    torch.nn.Sequential(torch.nn.Flatten(), networks.MLP(64, LATENT, HIDDEN, depth=2)),
+    networks.MLP(
         LATENT,
         math.prod(likelihoods.DiscretizedLogistic(17).param_shape((1, 8, 8))),
         HIDDEN,
@@ -235,7 +234,7 @@ print(f"variance ratio score / reparam: {ratio:.1f}")
 # ## 4. Decoders and likelihoods
 #
 # The reconstruction term $\log p_\theta(x\mid z)$ needs a likelihood that fits the data.
-# `coursekit.vae_likelihoods` has four:
+# `coursekit.likelihoods` has four:
 #
 # - **Bernoulli** for binary images: a probability mass.
 # - **Categorical** over the 17 grey levels of every pixel: a mass, 17 logits per pixel.

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from coursekit import autoregressive as ar
-from coursekit import coding, data, plot, report, train, utils
+from coursekit import data, plot, report, train, utils
+from coursekit.autoregressive import coding
 from coursekit.data import audio
 from coursekit.exercises import autoregressive as checks
 

@@ -27,7 +27,7 @@
 # to half a minute per model) on 2-D toys and on the 8×8 digits: the whole lecture took about
 # 135 s on a 2-core machine (`make course`). Its numbers are meaningful but far from the state
 # of the art. The `gpu` profile trains the small
-# UNet of `coursekit.nn` on Fashion-MNIST 28×28 with bf16, EMA and `torch.compile`; it has
+# UNet of `coursekit.networks` on Fashion-MNIST 28×28 with bf16, EMA and `torch.compile`; it has
 # not been run yet, so its numbers are unmeasured.
 
 # %%
@@ -39,8 +39,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from coursekit import data, metrics, nn, plot, report, train, utils, vae
-from coursekit import vae_likelihoods as likelihoods
+from coursekit import data, likelihoods, metrics, networks, plot, report, train, utils, vae
 from coursekit.diffusion import ddpm, latent, sampling, schedules, score
 from coursekit.exercises import diffusion as checks
 
@@ -208,7 +207,7 @@ checks.check_ddpm_step(ddpm_step)
 #
 # `ddpm.Diffusion(net, schedule)` wraps any network `net(x_t, t, y)` with exactly this loss and
 # sampler (`sampling.ddpm_sample` runs `sampling.ddpm_step` from $t = T-1$ down to $0$). For
-# 2-D data the network is `nn.TimeConditionedMLP`, which adds a time embedding to every hidden
+# 2-D data the network is `networks.TimeConditionedMLP`, which adds a time embedding to every hidden
 # layer; it sees time as $t/T$. We train on two toys, sample with the exponential moving
 # average (EMA) of the weights, and compare samples with fresh data by the energy distance,
 # beside its real-vs-real floor.
@@ -222,7 +221,7 @@ TOY_EMA = utils.pick(smoke=0.9, cpu=0.999, gpu=0.999)
 
 
 def toy_diffusion(hidden=128, depth=3, prediction="eps"):
-    net = nn.TimeConditionedMLP(in_dim=2, hidden=hidden, depth=depth)
+    net = networks.TimeConditionedMLP(in_dim=2, hidden=hidden, depth=depth)
     return ddpm.Diffusion(net, schedules.linear_schedule(TOY_T), data_shape=(2,),
                           data_range=None, prediction=prediction)  # fmt: skip
 
@@ -308,7 +307,7 @@ plt.show()
 # %%
 SCORE_STEPS = utils.pick(smoke=30, cpu=3000, gpu=10000)
 start = time.perf_counter()
-net = nn.TimeConditionedMLP(in_dim=2, hidden=128, depth=3)
+net = networks.TimeConditionedMLP(in_dim=2, hidden=128, depth=3)
 score_model = score.ScoreModel(net, score.geometric_sigmas(3.0, 0.02, 10),
                                steps_per_level=utils.pick(smoke=5, cpu=100, gpu=200),
                                step_scale=2e-4)  # fmt: skip
@@ -386,7 +385,7 @@ checks.check_ddim_step(ddim_step)
 # ### Images
 #
 # In the `cpu` profile the images are the 8×8 digits and the network an MLP on the 64 pixels
-# (`nn.TimeConditionedMLP`); in the `gpu` profile, Fashion-MNIST 28×28 and `nn.UNet`.
+# (`networks.TimeConditionedMLP`); in the `gpu` profile, Fashion-MNIST 28×28 and `networks.UNet`.
 # Sample quality is the Fréchet classifier distance (FCD: FID with a small classifier trained
 # on the data set), printed beside its floor, the FCD between two halves of the real data.
 #
@@ -396,12 +395,14 @@ checks.check_ddim_step(ddim_step)
 
 # %%
 class ImageMLP(torch.nn.Module):
-    """nn.TimeConditionedMLP on flattened images: (B, C, H, W) -> (B, C, H, W)."""
+    """networks.TimeConditionedMLP on flattened images: (B, C, H, W) -> (B, C, H, W)."""
 
     def __init__(self, shape, hidden, depth, num_classes=None):
         super().__init__()
         self.shape = shape
-        self.mlp = nn.TimeConditionedMLP(math.prod(shape), hidden, depth, num_classes=num_classes)
+        self.mlp = networks.TimeConditionedMLP(
+            math.prod(shape), hidden, depth, num_classes=num_classes
+        )
 
     def forward(self, x, t, y=None):
         return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)
@@ -422,7 +423,9 @@ FCD_REAL = images_train.subset(10_000) if GPU else images_train
 
 def image_net(num_classes=None):
     if GPU:
-        net = nn.UNet(in_ch=1, base=64, mults=(1, 2, 2), num_classes=num_classes, image_size=28)
+        net = networks.UNet(
+            in_ch=1, base=64, mults=(1, 2, 2), num_classes=num_classes, image_size=28
+        )
         return net.to(DEV, memory_format=torch.channels_last)
     hidden = utils.pick(smoke=64, cpu=256, gpu=256)
     return ImageMLP(SHAPE, hidden=hidden, depth=3, num_classes=num_classes)
@@ -664,8 +667,8 @@ _ = widgets.interact(show_guidance, scale=scale_slider)
 LATENT = utils.pick(smoke=4, cpu=8, gpu=32)
 AE_STEPS = utils.pick(smoke=30, cpu=3000, gpu=10000)
 D = math.prod(SHAPE)
-encoder = torch.nn.Sequential(torch.nn.Flatten(), nn.MLP(D, LATENT, hidden=256, depth=2))
-decoder = nn.MLP(LATENT, D, hidden=256, depth=2)
+encoder = torch.nn.Sequential(torch.nn.Flatten(), networks.MLP(D, LATENT, hidden=256, depth=2))
+decoder = networks.MLP(LATENT, D, hidden=256, depth=2)
 autoencoder = vae.Autoencoder(
     encoder, decoder, likelihoods.Bernoulli(), latent_dim=LATENT, x_shape=SHAPE
 )
@@ -677,7 +680,7 @@ recon = autoencoder.reconstruct(images_train.float()[:N_EVAL].to(DEV)).cpu()
 fcd_recon = metrics.fcd(recon, FCD_REAL, classifier=CLASSIFIER)
 print(f"autoencoder ({ae_seconds:.0f} s): reconstructions {fcd_recon}")
 
-latent_net = nn.TimeConditionedMLP(
+latent_net = networks.TimeConditionedMLP(
     in_dim=LATENT, hidden=utils.pick(smoke=64, cpu=256, gpu=512), depth=3
 )
 latent_diffusion = ddpm.Diffusion(latent_net, schedules.cosine_schedule(T), data_shape=(LATENT,),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from coursekit import autoregressive as ar
-from coursekit import coding
+from coursekit.autoregressive import coding
 
 constriction = pytest.importorskip("constriction")
 

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from coursekit import nn as cnn
+from coursekit import networks
 from coursekit.diffusion import ddpm, latent, sampling, schedules, score
 
 
@@ -392,6 +392,6 @@ def test_conformance(build):
 
 
 def test_the_unet_and_mlp_from_coursekit_nn_fit_the_diffusion():
-    net = cnn.UNet(in_ch=1, base=8, mults=(1, 2), image_size=8, attention=False)
+    net = networks.UNet(in_ch=1, base=8, mults=(1, 2), image_size=8, attention=False)
     model = ddpm.Diffusion(net, schedules.cosine_schedule(10), data_shape=(1, 8, 8))
     assert model.eps(torch.randn(2, 1, 8, 8), torch.tensor([0, 9])).shape == (2, 1, 8, 8)

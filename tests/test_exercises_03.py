@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from coursekit import autoregressive as ar
-from coursekit import coding
+from coursekit.autoregressive import coding
 from coursekit.exercises import autoregressive as ex
 
 

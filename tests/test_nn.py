@@ -1,9 +1,9 @@
-"""Shapes, conditioning and gradients of coursekit.nn."""
+"""Shapes, conditioning and gradients of coursekit.networks."""
 
 import pytest
 import torch
 
-from coursekit import nn as knn
+from coursekit import networks
 
 
 @pytest.fixture(autouse=True)
@@ -12,14 +12,14 @@ def _seed():
 
 
 def test_mlp_shape_and_depth():
-    net = knn.MLP(3, 5, hidden=16, depth=2)
+    net = networks.MLP(3, 5, hidden=16, depth=2)
     assert net(torch.randn(7, 3)).shape == (7, 5)
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 3  # two hidden layers + output
 
 
 def test_sinusoidal_embedding_distinct_and_bounded():
-    emb = knn.SinusoidalTimeEmbedding(32)
+    emb = networks.SinusoidalTimeEmbedding(32)
     t = torch.linspace(0, 1, 50)
     e = emb(t)
     assert e.shape == (50, 32)
@@ -29,7 +29,7 @@ def test_sinusoidal_embedding_distinct_and_bounded():
     # cos/sin halves: cos^2 + sin^2 = 1 per frequency
     torch.testing.assert_close(e[:, :16] ** 2 + e[:, 16:] ** 2, torch.ones(50, 16))
     # integer steps with time_scale=1 equal t in [0, 1] with time_scale=1000
-    steps = knn.SinusoidalTimeEmbedding(32, time_scale=1.0)
+    steps = networks.SinusoidalTimeEmbedding(32, time_scale=1.0)
     torch.testing.assert_close(
         steps(torch.tensor([0.0, 250.0, 999.0])),
         emb(torch.tensor([0.0, 0.25, 0.999])),
@@ -39,7 +39,7 @@ def test_sinusoidal_embedding_distinct_and_bounded():
 
 
 def test_label_embedding_null_token():
-    emb = knn.LabelEmbedding(10, 8)
+    emb = networks.LabelEmbedding(10, 8)
     null = emb(None, batch_size=3)
     assert null.shape == (3, 8)
     torch.testing.assert_close(null, emb(torch.full((3,), 10)))
@@ -56,18 +56,18 @@ def test_label_embedding_null_token():
 
 
 def test_resblock_shapes_and_embedding_matters():
-    blk = knn.ResBlock(8, 16, emb_dim=12)
+    blk = networks.ResBlock(8, 16, emb_dim=12)
     x = torch.randn(2, 8, 6, 6)
     e1, e2 = torch.randn(2, 12), torch.randn(2, 12)
     assert blk(x, e1).shape == (2, 16, 6, 6)
     assert not torch.allclose(blk(x, e1), blk(x, e2))
-    assert isinstance(knn.ResBlock(8, 8, 12).skip, torch.nn.Identity)
+    assert isinstance(networks.ResBlock(8, 8, 12).skip, torch.nn.Identity)
 
 
 @pytest.mark.parametrize("size,mults", [(8, None), (8, (1, 2)), (28, None), (28, (1, 2))])
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_unet_shapes(size, mults, num_classes):
-    net = knn.UNet(in_ch=1, base=16, mults=mults, num_classes=num_classes, image_size=size)
+    net = networks.UNet(in_ch=1, base=16, mults=mults, num_classes=num_classes, image_size=size)
     x = torch.randn(2, 1, size, size)
     t = torch.rand(2)
     y = torch.tensor([3, 7]) if num_classes else None
@@ -76,7 +76,7 @@ def test_unet_shapes(size, mults, num_classes):
 
 
 def test_unet_28_reaches_7x7():
-    net = knn.UNet(base=16, image_size=28)  # mults None -> (1, 2, 2)
+    net = networks.UNet(base=16, image_size=28)  # mults None -> (1, 2, 2)
     seen = []
     net.mid1.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     net(torch.randn(1, 1, 28, 28), torch.rand(1))
@@ -84,14 +84,14 @@ def test_unet_28_reaches_7x7():
 
 
 def test_unet_out_channels_and_bad_size():
-    net = knn.UNet(in_ch=3, out_ch=6, base=16, mults=(1, 2), image_size=8)
+    net = networks.UNet(in_ch=3, out_ch=6, base=16, mults=(1, 2), image_size=8)
     assert net(torch.randn(2, 3, 8, 8), torch.rand(2)).shape == (2, 6, 8, 8)
     with pytest.raises(ValueError, match="halved"):
-        knn.UNet(image_size=28, mults=(1, 2, 2, 2))
+        networks.UNet(image_size=28, mults=(1, 2, 2, 2))
 
 
 def test_unet_conditioning_changes_output_and_null_label():
-    net = knn.UNet(base=16, mults=(1, 2), num_classes=10, image_size=8)
+    net = networks.UNet(base=16, mults=(1, 2), num_classes=10, image_size=8)
     x, t = torch.randn(2, 1, 8, 8), torch.rand(2)
     out_a = net(x, t, torch.tensor([1, 1]))
     out_b = net(x, t, torch.tensor([2, 2]))
@@ -99,11 +99,11 @@ def test_unet_conditioning_changes_output_and_null_label():
     torch.testing.assert_close(net(x, t, None), net(x, t, torch.tensor([10, 10])))
     assert not torch.allclose(net(x, t), net(x, t + 0.3))
     with pytest.raises(ValueError, match="num_classes"):
-        knn.UNet(base=16, mults=(1, 2), image_size=8)(x, t, torch.tensor([1, 1]))
+        networks.UNet(base=16, mults=(1, 2), image_size=8)(x, t, torch.tensor([1, 1]))
 
 
 def test_unet_gradients_reach_every_parameter():
-    net = knn.UNet(base=16, mults=(1, 2), num_classes=10, image_size=8)
+    net = networks.UNet(base=16, mults=(1, 2), num_classes=10, image_size=8)
     x = torch.randn(3, 1, 8, 8, requires_grad=True)
     net(x, torch.rand(3), torch.tensor([0, 5, 10])).square().mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -116,7 +116,7 @@ def test_unet_gradients_reach_every_parameter():
 def test_unet_receptive_field_spans_the_image():
     # an output pixel must depend on the input far away (attention + downsampling), i.e. the
     # UNet is not accidentally pointwise
-    net = knn.UNet(base=16, mults=(1, 2), image_size=8)
+    net = networks.UNet(base=16, mults=(1, 2), image_size=8)
     x = torch.randn(1, 1, 8, 8, requires_grad=True)
     net(x, torch.rand(1))[0, 0, 0, 0].backward()
     assert x.grad[0, 0, 7, 7].abs() > 0
@@ -124,7 +124,7 @@ def test_unet_receptive_field_spans_the_image():
 
 @pytest.mark.parametrize("num_classes", [None, 4])
 def test_time_conditioned_mlp(num_classes):
-    net = knn.TimeConditionedMLP(2, hidden=32, depth=2, num_classes=num_classes)
+    net = networks.TimeConditionedMLP(2, hidden=32, depth=2, num_classes=num_classes)
     x = torch.randn(5, 2, requires_grad=True)
     y = torch.randint(0, 4, (5,)) if num_classes else None
     out = net(x, torch.rand(5), y)

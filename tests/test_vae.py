@@ -1,4 +1,4 @@
-"""Oracle tests for coursekit.vae and coursekit.vae_likelihoods.
+"""Oracle tests for coursekit.vae and coursekit.likelihoods.
 
 Oracles: torch.distributions for densities and the KL, brute-force enumeration of a tiny
 support for the discrete likelihoods, and numerical quadrature over a 1-D latent for
@@ -14,8 +14,8 @@ import torch
 from torch import distributions as D
 from torch import nn
 
+from coursekit import likelihoods as L
 from coursekit import vae
-from coursekit import vae_likelihoods as L
 
 
 def _grid(levels: int, num_pixels: int) -> torch.Tensor:
@@ -280,7 +280,7 @@ def test_active_units_counts_the_dimensions_that_move_with_x():
 
 
 def test_conditional_vae_needs_labels():
-    case = vae._tiny_cvae()
+    case = vae.model._tiny_cvae()
     with pytest.raises(ValueError, match="labels y"):
         case.model.loss(case.x)
     out = case.model.loss(case.x, case.y)
@@ -356,8 +356,8 @@ def test_shapes_are_drawn_where_their_factors_say():
 
 
 def test_mig_is_one_for_a_perfect_code_and_low_for_a_mixed_one():
-    from coursekit import vae_disentanglement as dis
     from coursekit.data.sprites import shapes
+    from coursekit.metrics import disentanglement as dis
 
     f = shapes(4000, size=8, seed=0).factors  # (N, 5)
     noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
@@ -374,7 +374,7 @@ def test_mig_is_one_for_a_perfect_code_and_low_for_a_mixed_one():
 def test_mutual_information_matches_sklearn():
     from sklearn.metrics import mutual_info_score
 
-    from coursekit.vae_disentanglement import _mutual_info
+    from coursekit.metrics.disentanglement import _mutual_info
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randint(0, 5, (1000,), generator=gen).numpy()

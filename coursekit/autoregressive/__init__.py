@@ -10,7 +10,7 @@ One concept per file:
 - ``transformer``: a causal Transformer with a key/value cache.
 
 The arithmetic coder that turns any of them into a lossless compressor is
-``coursekit.coding``.
+``coursekit.autoregressive.coding``.
 """
 
 from coursekit.autoregressive.base import Autoregressive, bits_per_dim, sample_categorical

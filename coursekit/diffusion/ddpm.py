@@ -9,7 +9,7 @@ and the network is trained on the simplified objective E_{t, x_0, ε} ||ε − �
 
 ``Diffusion(net, schedule)`` wraps a network ``net(x_t, t, y) -> Tensor`` shaped like ``x_t``
 (``t`` float (B,) = step / T in [0, 1), so
-``coursekit.nn`` networks work with their default ``time_scale``; ``y`` int64 (B,) or None). What the network predicts is ``prediction``:
+``coursekit.networks`` networks work with their default ``time_scale``; ``y`` int64 (B,) or None). What the network predicts is ``prediction``:
 ``"eps"`` (Ho et al.), ``"x0"`` or ``"v"`` = sqrt(ᾱ) ε − sqrt(1 − ᾱ) x_0 (Salimans & Ho, 2022);
 ``Diffusion.eps`` always converts to ε, so every sampler in ``sampling.py`` works with all three.
 
@@ -243,10 +243,12 @@ class Diffusion(models.GenerativeModel):
 
 @models.register_conformance("diffusion-unet")
 def _tiny_image_diffusion() -> models.ConformanceCase:
-    from coursekit import nn as cnn
+    from coursekit import networks
     from coursekit.diffusion.schedules import cosine_schedule
 
-    net = cnn.UNet(in_ch=1, base=8, mults=(1, 2), num_classes=10, image_size=8, attention=False)
+    net = networks.UNet(
+        in_ch=1, base=8, mults=(1, 2), num_classes=10, image_size=8, attention=False
+    )
     model = Diffusion(net, cosine_schedule(10), data_shape=(1, 8, 8), num_classes=10, p_uncond=0.2)
     return models.ConformanceCase(
         model=model, x=torch.rand(4, 1, 8, 8), y=torch.tensor([0, 1, 2, 3]), data_range=(0.0, 1.0)
@@ -255,9 +257,9 @@ def _tiny_image_diffusion() -> models.ConformanceCase:
 
 @models.register_conformance("diffusion-toy")
 def _tiny_toy_diffusion() -> models.ConformanceCase:
-    from coursekit import nn as cnn
+    from coursekit import networks
 
-    net = cnn.TimeConditionedMLP(in_dim=2, hidden=16, depth=2)
+    net = networks.TimeConditionedMLP(in_dim=2, hidden=16, depth=2)
     # a mild 10-step schedule: without clipping, an untrained net at ᾱ ≈ 0 would explode x0_hat
     schedule = NoiseSchedule(torch.linspace(0.01, 0.2, 10), name="tiny")
     model = Diffusion(net, schedule, data_shape=(2,), data_range=None)

@@ -76,17 +76,14 @@ class LatentDiffusion(models.GenerativeModel):
 
 @models.register_conformance("latent-diffusion")
 def _tiny_latent_diffusion() -> models.ConformanceCase:
-    from coursekit import nn as cnn
-    from coursekit import vae, vae_likelihoods
+    from coursekit import likelihoods, networks, vae
     from coursekit.diffusion.schedules import cosine_schedule
 
-    encoder = nn.Sequential(nn.Flatten(), cnn.MLP(64, 3, hidden=16, depth=1))
-    decoder = cnn.MLP(3, 64, hidden=16, depth=1)
-    ae = vae.Autoencoder(
-        encoder, decoder, vae_likelihoods.Bernoulli(), latent_dim=3, x_shape=(1, 8, 8)
-    )
+    encoder = nn.Sequential(nn.Flatten(), networks.MLP(64, 3, hidden=16, depth=1))
+    decoder = networks.MLP(3, 64, hidden=16, depth=1)
+    ae = vae.Autoencoder(encoder, decoder, likelihoods.Bernoulli(), latent_dim=3, x_shape=(1, 8, 8))
     diff = Diffusion(
-        cnn.TimeConditionedMLP(in_dim=3, hidden=16, depth=1),
+        networks.TimeConditionedMLP(in_dim=3, hidden=16, depth=1),
         cosine_schedule(10),
         data_shape=(3,),
         data_range=None,

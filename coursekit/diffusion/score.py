@@ -159,8 +159,8 @@ def annealed_langevin(
 
 @models.register_conformance("score-toy")
 def _tiny_score_model() -> models.ConformanceCase:
-    from coursekit import nn as cnn
+    from coursekit import networks
 
-    net = cnn.TimeConditionedMLP(in_dim=2, hidden=16, depth=2)
+    net = networks.TimeConditionedMLP(in_dim=2, hidden=16, depth=2)
     model = ScoreModel(net, geometric_sigmas(1.0, 0.05, 4), steps_per_level=3)
     return models.ConformanceCase(model=model, x=torch.randn(4, 2), data_range=None)

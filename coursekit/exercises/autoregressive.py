@@ -1,6 +1,6 @@
 """Checks for Lecture 03 (autoregressive models): each prints one ✓ / ✗ line.
 
-The references are in ``coursekit.autoregressive`` and ``coursekit.coding``. The masks are
+The references are in ``coursekit.autoregressive`` and ``coursekit.autoregressive.coding``. The masks are
 checked by what they do, the gradient of output i with respect to input j (zero for every
 j at or after i in the order, nonzero for every j before it), so any correct mask passes;
 the messages name the usual mistakes (an off-by-one in the output layer, type A and B
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from coursekit import check, coding
+from coursekit import check
+from coursekit.autoregressive import coding
 from coursekit.autoregressive import pixelcnn as pixelcnn_mod
 from coursekit.autoregressive import transformer as transformer_mod
 

@@ -2,11 +2,11 @@
 
 The networks are passed in; the objective wraps them::
 
-    vae = VAE(encoder, decoder, vae_likelihoods.Categorical(17), latent_dim=8, x_shape=(1, 8, 8))
+    vae = VAE(encoder, decoder, likelihoods.Categorical(17), latent_dim=8, x_shape=(1, 8, 8))
 
 - ``encoder``: x (B, *x_shape) -> (B, 2 * latent_dim), the mean and log-variance of q(z | x).
 - ``decoder``: z (B, latent_dim) -> anything with B * prod(param_shape) numbers, the
-  parameters of p(x | z) as the likelihood defines them (``vae_likelihoods``).
+  parameters of p(x | z) as the likelihood defines them (``likelihoods``).
 
 Conventions: data x in [0, 1]; prior p(z) = N(0, I); q(z | x) = N(mu, diag(exp(logvar))).
 Every ELBO, KL and log-likelihood is in nats per example, shape (B,); bits/dim is
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coursekit import models, utils
-from coursekit.vae_likelihoods import Likelihood
+from coursekit.likelihoods import Likelihood
 
 
 def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -382,7 +382,7 @@ def _tiny_nets(in_dim: int, latent_dim: int, out_dim: int) -> tuple[nn.Module, n
 
 @models.register_conformance("vae-mlp")
 def _tiny_vae() -> models.ConformanceCase:
-    from coursekit.vae_likelihoods import DiscretizedLogistic
+    from coursekit.likelihoods import DiscretizedLogistic
 
     gen = torch.Generator().manual_seed(0)
     encoder, decoder = _tiny_nets(64, 2, 2 * 64)
@@ -393,7 +393,7 @@ def _tiny_vae() -> models.ConformanceCase:
 
 @models.register_conformance("cvae-mlp")
 def _tiny_cvae() -> models.ConformanceCase:
-    from coursekit.vae_likelihoods import Bernoulli
+    from coursekit.likelihoods import Bernoulli
 
     gen = torch.Generator().manual_seed(0)
     encoder, decoder = _tiny_nets(64 + 3, 2, 64)

@@ -33,15 +33,15 @@ The critic network is passed in; these functions only wrap it.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 LOG2 = math.log(2.0)
+
 
 # ----------------------------------------------------------------------------------------------
 # generators f(u), u = p/q > 0 (Nowozin et al. 2016, Table 1)
@@ -273,153 +273,3 @@ def kl_mc(log_p_at_p: Tensor, log_q_at_p: Tensor) -> Tensor:
     Sampling from P (not Q) avoids the huge weights p/q in the tails of Q.
     """
     return (log_p_at_p - log_q_at_p).mean()
-
-
-# ----------------------------------------------------------------------------------------------
-# variational lower bounds on critic outputs
-
-
-def fgan_bound(div: FDivergence, v_p: Tensor, v_q: Tensor) -> Tensor:
-    """The f-GAN lower bound (2) from raw critic outputs ``v`` at samples of P (N,) and Q (M,).
-
-    ``E_P[g(v)] - E_Q[f*(g(v))]``; for ``div = get("kl")`` it is the NWJ bound.
-    """
-    return div.g(v_p).mean() - div.f_star_g(v_q).mean()
-
-
-def donsker_varadhan_bound(t_p: Tensor, t_q: Tensor) -> Tensor:
-    """The Donsker-Varadhan lower bound on KL(P || Q): ``E_P[T] - log E_Q[exp T]``.
-
-    t_p (N,), t_q (M,) -> scalar. Optimal at ``T = log(p/q) + c`` for any constant c.
-    On a minibatch the log of a mean is biased (MINE, Belghazi et al. 2018, Sec. 3.2);
-    evaluate on a large sample.
-    """
-    log_mean_exp = torch.logsumexp(t_q, dim=0) - math.log(t_q.shape[0])
-    return t_p.mean() - log_mean_exp
-
-
-def optimal_discriminator_logit(log_p_data: Tensor, log_p_model: Tensor) -> Tensor:
-    """Logit of ``D*(x) = p_d / (p_d + p_m)`` (Goodfellow et al. 2014, Prop. 1): log p_d - log p_m."""
-    return log_p_data - log_p_model
-
-
-def gan_value(logit_data: Tensor, logit_model: Tensor) -> Tensor:
-    """``V(G, D) = E_{p_d}[log D(x)] + E_{p_m}[log(1 - D(x))]`` from discriminator logits.
-
-    With ``D = sigmoid(logit)``: ``log D = logsigmoid(l)`` and ``log(1 - D) = logsigmoid(-l)``.
-    At D* it equals ``2 JS(p_d || p_m) - log 4`` (Goodfellow et al. 2014, Thm. 1).
-    """
-    return F.logsigmoid(logit_data).mean() + F.logsigmoid(-logit_model).mean()
-
-
-# ----------------------------------------------------------------------------------------------
-# training a critic
-
-
-@dataclass
-class CriticTrace:
-    """Bound estimates while a critic trains: ``estimates[i]`` is measured after ``steps[i]``."""
-
-    steps: list[int] = field(default_factory=list)
-    estimates: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def train_critic(
-    critic: nn.Module,
-    bound: Callable[[Tensor, Tensor], Tensor],
-    sample_p: Callable[[int, torch.Generator | None], Tensor],
-    sample_q: Callable[[int, torch.Generator | None], Tensor],
-    *,
-    steps: int,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    eval_every: int = 50,
-    eval_size: int = 8192,
-    generator: torch.Generator | None = None,
-) -> CriticTrace:
-    """Maximise ``bound(critic(x_p), critic(x_q))`` by Adam; return held-out estimates.
-
-    ``critic`` maps (B, D) to (B, 1) (or (B,)); ``bound`` takes the two output vectors, e.g.
-    ``lambda a, b: divergences.fgan_bound(divergences.get("kl"), a, b)``.
-    ``sample_p(n, generator)`` returns (n, D) samples on the critic's device.
-    The held-out estimate uses one fixed evaluation sample, so the curve shows the critic
-    improving rather than sampling noise.
-    """
-    start = time.perf_counter()
-    opt = torch.optim.Adam(critic.parameters(), lr=lr)
-    x_p_eval, x_q_eval = sample_p(eval_size, generator), sample_q(eval_size, generator)
-    trace = CriticTrace()
-
-    def evaluate(step: int) -> None:
-        with torch.no_grad():
-            value = bound(critic(x_p_eval).reshape(-1), critic(x_q_eval).reshape(-1))
-        trace.steps.append(step)
-        trace.estimates.append(float(value))
-
-    evaluate(0)
-    for step in range(1, steps + 1):
-        x_p, x_q = sample_p(batch_size, generator), sample_q(batch_size, generator)
-        loss = -bound(critic(x_p).reshape(-1), critic(x_q).reshape(-1))  # maximise the bound
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % eval_every == 0 or step == steps:
-            evaluate(step)
-    trace.seconds = time.perf_counter() - start
-    return trace
-
-
-# ----------------------------------------------------------------------------------------------
-# fitting one Gaussian by forward or reverse KL, on a quadrature grid
-
-
-@dataclass
-class GaussianFit:
-    """A fitted 1-D Gaussian and the KL it reached."""
-
-    mu: float
-    std: float
-    kl: float
-    losses: list[float] = field(default_factory=list)
-
-
-def fit_gaussian(
-    log_p: Callable[[Tensor], Tensor],
-    grid: Tensor,
-    *,
-    direction: str,
-    mu0: float = 0.5,
-    std0: float = 1.0,
-    steps: int = 500,
-    lr: float = 0.05,
-) -> GaussianFit:
-    """Fit ``q = N(mu, std^2)`` to p by minimising KL(p || q) (``"forward"``) or KL(q || p)
-    (``"reverse"``), both computed by quadrature on ``grid`` (float64, deterministic).
-
-    Forward KL: ``int p (log p - log q)``, which only needs q where p has mass: mode covering.
-    Reverse KL: ``int q (log q - log p)``, infinite unless q avoids where p ~ 0: mode seeking.
-    """
-    if direction not in ("forward", "reverse"):
-        raise ValueError(f"direction must be 'forward' or 'reverse', not {direction!r}.")
-    mu = torch.tensor(float(mu0), dtype=grid.dtype, requires_grad=True)
-    log_std = torch.tensor(math.log(std0), dtype=grid.dtype, requires_grad=True)
-    opt = torch.optim.Adam([mu, log_std], lr=lr)
-    lp = log_p(grid)
-
-    def kl() -> Tensor:
-        lq = gaussian_log_prob(grid, mu, log_std.exp())
-        if direction == "forward":
-            return torch.trapezoid(torch.exp(lp) * (lp - lq), grid)
-        return torch.trapezoid(torch.exp(lq) * (lq - lp), grid)
-
-    losses = []
-    for _ in range(steps):
-        loss = kl()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    with torch.no_grad():
-        final = float(kl())
-    return GaussianFit(mu=mu.item(), std=log_std.exp().item(), kl=final, losses=losses)
