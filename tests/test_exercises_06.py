@@ -1,4 +1,6 @@
-"""Lecture 06 checks: each passes the reference solution and names at least two classic mistakes."""
+"""Lecture 06 checks: each passes the reference solution (at several seeds) and names the
+classic mistakes, a size or a schedule length written as a number, an off-by-one at the ends of
+the chain, a loss without gradients and an input modified in place."""
 
 import pytest
 import torch
@@ -109,7 +111,7 @@ def test_loss_reference_passes():
             lambda m, x0, t, eps, ab: (
                 ((eps - m(q_sample(x0, t, ab, eps), t)) ** 2).flatten(1).mean(1)
             ),
-            "shape (6,), expected ()",
+            "returned one loss per example",
         ),
     ],
 )
@@ -221,7 +223,8 @@ def test_guidance_reference_passes():
         (lambda u, c, s: c + s * (u - c), "swapped the conditional and unconditional"),
         (lambda u, c, s: u + s * c, "without subtracting ε_u"),
         (lambda u, c, s: (1 - s) * c + s * u, "swapped the conditional and unconditional"),
-        (lambda u, c, s: u - s * (c - u), "does not match the reference"),
+        (lambda u, c, s: u - s * (c - u), "subtracted the guidance direction"),
+        (lambda u, c, s: u - 1.01 * s * (c - u), "does not match the reference"),
     ],
 )
 def test_guidance_wrong_answers_fail(wrong, words):
@@ -240,3 +243,314 @@ def test_stubs_read_as_not_implemented():
         ex06.check_guidance,
     ):
         expect_fail(check_fn(stub), "not implemented yet")
+
+
+# --- the battery: more wrong answers, sizes, the ends of the chain, gradients, in-place -----------
+
+SEEDS = [0, 1, 2, 5]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_check_passes_the_reference_at_other_seeds(seed):
+    assert ex06.check_q_sample(q_sample, seed=seed)
+    assert ex06.check_diffusion_loss(diffusion_loss, seed=seed)
+    assert ex06.check_ddpm_step(ddpm_step, seed=seed)
+    assert ex06.check_ddim_step(ddim_step, seed=seed)
+    assert ex06.check_guidance(guidance, seed=seed)
+
+
+def _q_in_place(x0, t, ab, eps):
+    a = bcast(ab[t], x0)
+    x0.mul_(a.sqrt())  # scales the caller's data
+    return x0 + (1 - a).sqrt() * eps
+
+
+def _q_schedule_in_place(x0, t, ab, eps):
+    ab.sqrt_()  # turns the shared table into sqrt(ᾱ)
+    a = bcast(ab[t], x0)
+    return a * x0 + (1 - a**2).sqrt() * eps
+
+
+def _q_no_grad(x0, t, ab, eps):
+    with torch.no_grad():
+        return q_sample(x0, t, ab, eps)
+
+
+Q_WRONG = [
+    (
+        lambda x0, t, ab, eps: bcast(ab[t], x0) * x0 + (1 - bcast(ab[t], x0)).sqrt() * eps,
+        "forgot the square root on the signal scale",
+    ),
+    (lambda x0, t, ab, eps: q_sample(x0, t, ab, -eps), "subtracted the noise"),
+    (lambda x0, t, ab, eps: q_sample(x0, t - 1, ab, eps), "alpha_bar[t − 1] (off by one"),
+    (
+        lambda x0, t, ab, eps: q_sample(x0, t, torch.cat([ab.new_ones(1), ab[:-1]]), eps),
+        "used ᾱ_(t−1) (off by one",
+    ),
+    (
+        lambda x0, t, ab, eps: 1.01 * q_sample(x0, t, ab, eps),
+        "does not match the reference",
+    ),
+    # images only: (B, 1, 1, 1) is a hard-coded shape that broadcasts wrongly on 2-D points
+    (
+        lambda x0, t, ab, eps: (
+            ab[t].view(-1, 1, 1, 1).sqrt() * x0 + (1 - ab[t].view(-1, 1, 1, 1)).sqrt() * eps
+        ),
+        "which only fits images",
+    ),
+    # a schedule length written as a number: ᾱ recomputed from the linear betas for T = 1000
+    (
+        lambda x0, t, ab, eps: q_sample(
+            x0, t, torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0), eps
+        ),
+        "It passed with B=4",
+    ),
+    (_q_no_grad, "carries no gradient"),
+    (lambda x0, t, ab, eps: q_sample(x0.detach(), t, ab, eps), "no gradient reaches `x0`"),
+    (_q_in_place, "modified its input in place"),
+    (_q_schedule_in_place, "modified its input `ab` in place"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", Q_WRONG)
+def test_q_sample_battery(wrong, words):
+    expect_fail(ex06.check_q_sample(wrong), words)
+
+
+def test_q_sample_in_place_on_the_schedule_does_not_break_the_next_check():
+    assert not ex06.check_q_sample(_q_schedule_in_place)
+    assert ex06.check_q_sample(q_sample)
+    assert ex06.check_diffusion_loss(diffusion_loss)
+
+
+def _x_t(x0, t, ab, eps):
+    return q_sample(x0, t, ab, eps)
+
+
+def _loss_no_grad(m, x0, t, eps, ab):
+    with torch.no_grad():
+        return diffusion_loss(m, x0, t, eps, ab)
+
+
+def _loss_in_place(m, x0, t, eps, ab):
+    eps -= m(_x_t(x0, t, ab, eps), t)  # overwrites the caller's noise
+    return (eps**2).mean()
+
+
+def _loss_param_in_place(m, x0, t, eps, ab):
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(1.0)
+            p.add_(0.01)
+    return diffusion_loss(m, x0, t, eps, ab)
+
+
+LOSS_WRONG = [
+    (
+        lambda m, x0, t, eps, ab: (
+            ((eps - m(_x_t(x0, t, ab, eps), t)) ** 2).flatten(1).mean(1).sum()
+        ),
+        "averaged per example but summed over the batch",
+    ),
+    (
+        lambda m, x0, t, eps, ab: (eps - m(_x_t(x0, t, ab, eps), t)).mean() ** 2,
+        "squared the mean error",
+    ),
+    (lambda m, x0, t, eps, ab: (eps - m(_x_t(x0, t, ab, eps), t)) ** 2, "did not reduce"),
+    (
+        lambda m, x0, t, eps, ab: (
+            (eps - m(bcast(ab[t], x0) * x0 + bcast(1 - ab[t], x0) * eps, t)) ** 2
+        ).mean(),
+        "without the square roots",
+    ),
+    (lambda m, x0, t, eps, ab: ((eps - m(_x_t(x0, t, ab, eps), t + 1)) ** 2).mean(), "t + 1"),
+    (
+        lambda m, x0, t, eps, ab: ((_x_t(x0, t, ab, eps) - m(_x_t(x0, t, ab, eps), t)) ** 2).mean(),
+        "onto x_t",
+    ),
+    (
+        lambda m, x0, t, eps, ab: (
+            (eps - m(_x_t(x0, t, torch.cat([ab.new_ones(1), ab[:-1]]), eps), t)) ** 2
+        ).mean(),
+        "ᾱ_(t−1)",
+    ),
+    # the notebook's batch written into the mean
+    (
+        lambda m, x0, t, eps, ab: ((eps - m(_x_t(x0, t, ab, eps), t)) ** 2).sum() / (6 * 16),
+        "It passed with B=6",
+    ),
+    (_loss_no_grad, "carries no gradient"),
+    (
+        lambda m, x0, t, eps, ab: torch.tensor(diffusion_loss(m, x0, t, eps, ab).item()),
+        "carries no gradient",
+    ),
+    (lambda m, x0, t, eps, ab: diffusion_loss(m, x0, t, eps, ab).item(), "`.item()`"),
+    (_loss_in_place, "modified its input `eps` in place"),
+    (_loss_param_in_place, "modified its input `m.a` in place"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", LOSS_WRONG)
+def test_loss_battery(wrong, words):
+    expect_fail(ex06.check_diffusion_loss(wrong), words)
+
+
+def test_loss_with_a_frozen_network_is_a_wrong_gradient():
+    def frozen(m, x0, t, eps, ab):
+        x_t = _x_t(x0, t, ab, eps)
+        return ((eps - m(x_t, t).detach()) ** 2).mean() + 0 * x_t.sum()
+
+    expect_fail(ex06.check_diffusion_loss(frozen), "carries no gradient")
+
+
+def _ddpm_mean(x_t, eps, t, s):
+    return (x_t - s.betas[t] / (1 - s.alpha_bar[t]).sqrt() * eps) / s.alphas[t].sqrt()
+
+
+def _ab(s, t):
+    return s.alpha_bar[t] if t >= 0 else torch.tensor(1.0)
+
+
+def _ddpm_noise_until_one(x_t, eps, t, s, z):
+    out = ddpm_step(x_t, eps, t, s, z)
+    if t == 1:  # off by one at the end of the chain: t = 1 still needs noise
+        return _ddpm_mean(x_t, eps, 1, s)
+    return out
+
+
+def _ddpm_in_place(x_t, eps, t, s, z):
+    x_t -= s.betas[t] / (1 - s.alpha_bar[t]).sqrt() * eps
+    x_t /= s.alphas[t].sqrt()
+    return x_t if t == 0 else x_t + s.posterior_variance[t].sqrt() * z
+
+
+def _ddpm_schedule_in_place(x_t, eps, t, s, z):
+    s.posterior_variance.clamp_(min=1e-20)
+    return ddpm_step(x_t, eps, t, s, z)
+
+
+DDPM_WRONG = [
+    (
+        _step_with(sigma_fn=lambda s, t: s.posterior_variance[t]),
+        "used the variance β̃_t as the noise scale",
+    ),
+    (
+        lambda x_t, eps, t, s, z: (
+            (x_t + s.betas[t] / (1 - s.alpha_bar[t]).sqrt() * eps) / s.alphas[t].sqrt()
+            + (s.posterior_variance[t].sqrt() * z if t > 0 else 0)
+        ),
+        "added the ε term instead of subtracting it",
+    ),
+    (
+        lambda x_t, eps, t, s, z: (
+            (x_t - s.betas[t] / (1 - s.alpha_bar[t]).sqrt() * eps) * s.alphas[t].sqrt()
+            + (s.posterior_variance[t].sqrt() * z if t > 0 else 0)
+        ),
+        "multiplied by sqrt(α_t)",
+    ),
+    (
+        lambda x_t, eps, t, s, z: _ddpm_mean(x_t, eps, t, s),
+        "added no noise",
+    ),
+    # boundary: only t = 0 is noise-free, t = 1 is not
+    (_ddpm_noise_until_one, "off by one at the end of the chain"),
+    (
+        lambda x_t, eps, t, s, z: (
+            ddpm_step(x_t, eps, t - 1, s, z) if t > 0 else _ddpm_mean(x_t, eps, -1, s)
+        ),
+        "read the tables at t − 1",
+    ),
+    # the number of steps written as a number: the notebook's schedule rebuilt for T = 1000
+    (lambda x_t, eps, t, s, z: ddpm_step(x_t, eps, t, ex06._SCHEDULE, z), "It passed with B=3"),
+    (_ddpm_in_place, "modified its input `x_t` in place"),
+    (_ddpm_schedule_in_place, "modified its input `s.posterior_variance` in place"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", DDPM_WRONG)
+def test_ddpm_step_battery(wrong, words):
+    expect_fail(ex06.check_ddpm_step(wrong), words)
+
+
+def test_ddpm_step_reaches_both_ends_of_the_chain():
+    seen = []
+
+    def spy(x_t, eps, t, s, z):
+        seen.append((s.num_steps, t))
+        return ddpm_step(x_t, eps, t, s, z)
+
+    assert ex06.check_ddpm_step(spy)
+    for T in {T for T, _ in seen}:
+        ts = {t for T2, t in seen if T2 == T}
+        assert {0} <= ts
+        if T != 1000:
+            assert {0, 1, T - 1} <= ts
+
+
+DDIM_WRONG = [
+    # boundary: t_prev = 0 is a real table entry, only t_prev = -1 means ᾱ = 1
+    (
+        lambda x_t, eps, t, t_prev, s: ddim_step(x_t, eps, t, t_prev if t_prev > 0 else -1, s),
+        "treated t_prev = 0 as the end of the chain",
+    ),
+    (
+        lambda x_t, eps, t, t_prev, s: (
+            ddim_step(x_t, eps, t, t_prev + 1, s)
+            if t_prev + 1 != t
+            else ddim_step(x_t, eps, t, t_prev, s)
+        ),
+        "alpha_bar[t_prev + 1]",
+    ),
+    (
+        lambda x_t, eps, t, t_prev, s: (
+            (s.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)).sqrt()
+            * (x_t - (1 - s.alpha_bar[t]).sqrt() * eps)
+            / s.alpha_bar[t]
+            + (1 - (s.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0))).sqrt() * eps
+        ),
+        "forgot the square root of ᾱ_t",
+    ),
+    (
+        lambda x_t, eps, t, t_prev, s: (
+            _ab(s, t_prev).sqrt()
+            * (x_t + (1 - s.alpha_bar[t]).sqrt() * eps)
+            / s.alpha_bar[t].sqrt()
+            + (1 - _ab(s, t_prev)).sqrt() * eps
+        ),
+        "the noise is subtracted",
+    ),
+    (
+        lambda x_t, eps, t, t_prev, s: ddim_step(x_t, eps, t, t_prev, ex06._SCHEDULE),
+        "It passed with B=3",
+    ),
+    (
+        lambda x_t, eps, t, t_prev, s: ddim_step(
+            x_t.mul_(1.0).add_(0.0).sub_(-0.001), eps, t, t_prev, s
+        ),
+        "modified its input `x_t` in place",
+    ),
+]
+
+
+@pytest.mark.parametrize("wrong, words", DDIM_WRONG)
+def test_ddim_step_battery(wrong, words):
+    expect_fail(ex06.check_ddim_step(wrong), words)
+
+
+def _guidance_in_place(u, c, s):
+    u += s * (c - u)
+    return u
+
+
+GUIDANCE_WRONG = [
+    (lambda u, c, s: s * (c - u), "returned only the guidance direction"),
+    (lambda u, c, s: (u + s * c) / (1 + s), "divided by 1 + s"),
+    (lambda u, c, s: u + s * (c - u) if s in (0.0, 1.0, 3.0) else c, "It passed with B=4, D=3"),
+    (lambda u, c, s: (u + s * (c - u))[:4, :3], "written into your code"),
+    (_guidance_in_place, "modified its input `u` in place"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", GUIDANCE_WRONG)
+def test_guidance_battery(wrong, words):
+    expect_fail(ex06.check_guidance(wrong), words)
