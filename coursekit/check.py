@@ -318,11 +318,10 @@ class Exercise:
             numbers = sorted(
                 {v for v in good.dims.values() if isinstance(v, int) and not isinstance(v, bool)}
             )
+            which = "one of these sizes" if len(numbers) > 1 else "that size"
             message += (
-                f". It passed with {good.label}: is one of "
-                + ("these sizes" if len(numbers) != 1 else "those sizes")
-                + f" ({', '.join(map(str, numbers))}) written into your code instead of read "
-                "from the inputs' shapes?"
+                f". It passed with {good.label}: is {which} ({', '.join(map(str, numbers))}) "
+                "written into your code instead of read from the inputs' shapes?"
             )
         return message
 

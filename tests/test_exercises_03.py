@@ -162,8 +162,161 @@ def test_coder_check_names_missing_renormalization():
 
 
 def test_coder_check_names_the_missing_middle_case():
-    _fails_with(ex.check_arithmetic_encoder(_encode_without_middle_case), "straddles the midpoint")
+    _fails_with(
+        ex.check_arithmetic_encoder(_encode_without_middle_case), "left out the middle case"
+    )
 
 
 def test_coder_check_rejects_non_bits():
     _fails_with(ex.check_arithmetic_encoder(lambda s, c: list(np.array(s) + 2)), "0/1 bits")
+
+
+# -- the battery: more wrong answers, sizes, the ends of the coder's loop, in-place -------------
+
+SEEDS = [0, 1, 2, 5]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_check_passes_the_reference_at_other_seeds(seed):
+    assert ex.check_made_masks(ar.made_masks, seed=seed)
+    assert ex.check_pixelcnn_mask(ar.pixelcnn_mask, seed=seed)
+    assert ex.check_causal_mask(ar.causal_mask, seed=seed)
+    assert ex.check_arithmetic_encoder(coding.encode, seed=seed)
+
+
+def _made_swapped_strictness(din, hidden, dout):
+    masks, prev = [], din
+    for deg in hidden:
+        masks.append((deg[:, None] > prev[None, :]).float())
+        prev = deg
+    masks.append((dout[:, None] >= prev[None, :]).float())
+    return masks
+
+
+def _made_two_layers(din, hidden, dout):
+    # the notebook's two hidden layers written into the loop
+    masks, prev = [], din
+    for i in range(2):
+        masks.append((hidden[i][:, None] >= prev[None, :]).float())
+        prev = hidden[i]
+    masks.append((dout[:, None] > prev[None, :]).float())
+    return masks
+
+
+def _made_in_place(din, hidden, dout):
+    hidden.insert(0, din)  # edits the caller's list
+    masks = [(b[:, None] >= a[None, :]).float() for a, b in zip(hidden, hidden[1:])]
+    return masks + [(dout[:, None] > hidden[-1][None, :]).float()]
+
+
+MADE_BATTERY = [
+    (_made_swapped_strictness, "swapped the comparisons"),
+    (lambda din, h, dout: [m.T for m in ar.made_masks(din, h, dout)], "transposed the masks"),
+    (lambda din, h, dout: ar.made_masks(din, h, dout)[:-1], "return one mask per layer"),
+    (lambda din, h, dout: ar.made_masks(din, h, dout) + [torch.ones(1, 1)], "you returned 4 masks"),
+    (_made_two_layers, "It passed with D=6, K=3, L=2"),
+    (lambda din, h, dout: ar.made_masks(din, h, din.repeat(3)), "It passed with D=6, K=3, L=2"),
+    (_made_in_place, "modified its input `hidden` in place"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", MADE_BATTERY)
+def test_made_battery(wrong, words):
+    _fails_with(ex.check_made_masks(wrong), words)
+
+
+def _pixel_centre_row_only(k, t):
+    m = ar.pixelcnn_mask(k, t)
+    m[k // 2 + 1 :] = 1
+    return m
+
+
+def _pixel_rows_above(k, t):
+    m = torch.zeros(k, k)
+    m[: k // 2] = 1
+    return m
+
+
+PIXEL_BATTERY = [
+    (_pixel_centre_row_only, "masked only the centre row"),
+    (_pixel_rows_above, "hid the whole centre row"),
+    (lambda k, t: 1 - ar.pixelcnn_mask(k, t), "inverted the mask"),
+    (lambda k, t: ar.pixelcnn_mask(k, t).flip(0).flip(1), "hid the pixels above and to the left"),
+    (lambda k, t: ar.pixelcnn_mask(3, t), "It passed with k=3"),
+    (
+        lambda k, t: ar.pixelcnn_mask(k, t)[:3, :3] if k > 3 else ar.pixelcnn_mask(k, t),
+        "shape (3, 3)",
+    ),
+]
+
+
+@pytest.mark.parametrize("wrong, words", PIXEL_BATTERY)
+def test_pixelcnn_battery(wrong, words):
+    _fails_with(ex.check_pixelcnn_mask(wrong), words)
+
+
+def _additive(T, device=None):
+    return torch.zeros(T, T).masked_fill(~ar.causal_mask(T), float("-inf"))
+
+
+CAUSAL_BATTERY = [
+    (lambda T, device=None: torch.eye(T, dtype=torch.bool), "only to itself"),
+    (lambda T, device=None: torch.ones(T, T, dtype=torch.bool), "masked nothing"),
+    (lambda T, device=None: torch.ones(T, T, dtype=torch.bool).tril(1), "shifted the triangle"),
+    (lambda T, device=None: ~ar.causal_mask(T), "inverted it"),
+    (_additive, "additive float mask"),
+    (lambda T, device=None: ar.causal_mask(6), "It passed with T=6"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", CAUSAL_BATTERY)
+def test_causal_battery(wrong, words):
+    _fails_with(ex.check_causal_mask(wrong), words)
+
+
+def _variant(**options):
+    return lambda symbols, cdfs: ex._encode_variant(symbols, cdfs, **options)
+
+
+def _encode_all_but_last(symbols, cdfs):
+    # off by one at the end of the loop
+    return coding.encode(symbols[:-1], cdfs[:-1])
+
+
+def _encode_popping(symbols, cdfs):
+    out = coding.encode(list(symbols), cdfs)
+    symbols.clear()  # empties the caller's list
+    return out
+
+
+def _encode_hard_coded(symbols, cdfs):
+    # three symbols of an alphabet of three, as in the notebook's first case
+    return coding.encode(symbols, np.tile(cdfs[0], (len(symbols), 1)))
+
+
+CODER_BATTERY = [
+    (_variant(final=False), "forgot the final bits"),
+    (_variant(final_pending=False), "without its pending bit"),
+    (_variant(opposite=False), "they are the opposite bit"),
+    (_variant(minus_one=False), "forgot the - 1"),
+    (_variant(middle=False), "left out the middle case"),
+    (_encode_all_but_last, "did not encode the last symbol"),
+    (_encode_popping, "modified its input `symbols` in place"),
+    (_encode_hard_coded, "It passed with n=3, K=3"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", CODER_BATTERY)
+def test_coder_battery(wrong, words):
+    _fails_with(ex.check_arithmetic_encoder(wrong), words)
+
+
+def test_coder_check_includes_a_single_symbol():
+    seen = []
+
+    def spy(symbols, cdfs):
+        seen.append(len(symbols))
+        return coding.encode(symbols, cdfs)
+
+    assert ex.check_arithmetic_encoder(spy)
+    assert 1 in seen and len(set(seen)) == len(seen)
