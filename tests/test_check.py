@@ -79,3 +79,83 @@ def test_require_and_dtype():
     with check.exercise("require") as ex:
         ex.require(False, "f(1) must be 0")
     assert ex.result.message == "f(1) must be 0"
+
+
+def test_sizes_seed_zero_is_fixed_and_other_seeds_draw_fresh_distinct_sizes():
+    shown = check.sizes(0, B=(5, 2, range(1, 13)), D=(3, 7, range(1, 9)))
+    assert [c.dims for c in shown] == [{"B": 5, "D": 3}, {"B": 2, "D": 7}]
+    assert shown[0].shown and not shown[1].shown
+    for seed in (1, 2, 3):
+        drawn = check.sizes(seed, B=(5, 2, range(1, 13)), D=(3, 7, range(1, 9)))
+        assert drawn == check.sizes(seed, B=(5, 2, range(1, 13)), D=(3, 7, range(1, 9)))
+        assert drawn[0].B != drawn[1].B and drawn[0].D != drawn[1].D
+        assert {c.B for c in drawn}.isdisjoint({5, 2}) and {c.D for c in drawn}.isdisjoint({3, 7})
+    with pytest.raises(ValueError):
+        check.sizes(0, B=(5, range(3)))
+
+
+def test_case_generator_is_the_notebooks_in_the_shown_case_only():
+    a, b = check.sizes(0, B=(5, 2, range(9)))
+    assert torch.equal(
+        torch.randn(3, generator=a.generator(4)),
+        torch.randn(3, generator=torch.Generator().manual_seed(4)),
+    )
+    assert not torch.equal(
+        torch.randn(3, generator=a.generator(4)), torch.randn(3, generator=b.generator(4))
+    )
+
+
+def _double_check(fn, seed=0):
+    with check.exercise("double") as ex:
+        for case in ex.cases(check.sizes(seed, B=(3, 5, range(2, 9)))):
+            x = torch.arange(case.B, dtype=torch.float32)
+            out = ex.call(fn, x, grad=True)
+            ex.close(ex.tensor(out, shape=(case.B,)), 2 * x, hints={"forgot the 2": x})
+            ex.grad(out, lambda x: 2 * x)
+    return ex.result
+
+
+def test_cases_name_the_case_and_suspect_a_hard_coded_size():
+    assert _double_check(lambda x: 2 * x)
+    message = _double_check(lambda x: (2 * x)[:3]).message
+    assert message.startswith("with B=5: your function's output has shape (3,)")
+    assert "It passed with B=3: is that size (3) written into your code" in message
+    named = _double_check(lambda x: x).message
+    assert named == "with B=3: your result is wrong: it looks like you forgot the 2"
+
+
+def test_call_passes_copies_and_names_an_input_modified_in_place():
+    def student(x):
+        x.mul_(2)
+        return x
+
+    x = torch.ones(3)
+    with check.exercise("in place") as ex:
+        ex.call(student, x)
+    assert "modified its input `x` in place" in ex.result.message
+    assert torch.equal(x, torch.ones(3))  # the caller's tensor is untouched
+    module = torch.nn.Linear(2, 2)
+    before = module.weight.detach().clone()
+
+    def edits_module(m):
+        with torch.no_grad():
+            m.weight.zero_()
+        return m.weight
+
+    with check.exercise("module") as ex:
+        ex.call(edits_module, module)
+    assert "`m.weight`" in ex.result.message and torch.equal(module.weight, before)
+
+
+def test_grad_names_a_detached_result_and_a_wrong_gradient():
+    assert "carries no gradient" in _double_check(lambda x: (2 * x).detach()).message
+    assert "`.item()`" in _double_check(lambda x: float((2 * x).sum())).message
+    wrong = _double_check(lambda x: 2 * x.detach() + 0 * x).message
+    assert "wrong gradient with respect to `x`" in wrong
+    assert "modified its input in place" in _double_check(lambda x: x.mul_(2)).message
+
+
+def test_close_names_a_hint_of_another_shape():
+    with check.exercise("reduction") as ex:
+        ex.close(REF.sum(), REF, hints={"summed over the batch": REF.sum()})
+    assert ex.result.message.endswith("it looks like you summed over the batch")
