@@ -25,13 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _uniform_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """U(0, 1) noise shaped like ``x`` on x's device, drawn from ``generator`` when given."""
-    if generator is None:
-        return torch.rand_like(x)
-    u = torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype)
-    return u.to(x.device)
+from coursekit import utils
 
 
 class Likelihood(nn.Module):
@@ -70,7 +64,7 @@ class Bernoulli(Likelihood):
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         p = torch.sigmoid(params)
-        return (_uniform_like(p, generator) < p).to(p.dtype)
+        return (utils.rand(p.shape, p, generator) < p).to(p.dtype)
 
 
 class Categorical(Likelihood):
@@ -103,7 +97,7 @@ class Categorical(Likelihood):
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         probs = params.softmax(dim=1)  # (B, L, *x_shape)
-        u = _uniform_like(probs[:, :1], generator)  # (B, 1, *x_shape)
+        u = utils.rand(probs[:, :1].shape, probs, generator)  # (B, 1, *x_shape)
         # inverse CDF: the sampled level is the number of cumulative probabilities below u
         k = (probs.cumsum(dim=1) < u).sum(dim=1).clamp(max=self.levels - 1)  # (B, *x_shape)
         return k.to(params.dtype) / (self.levels - 1)
@@ -147,7 +141,7 @@ class DiscretizedLogistic(Likelihood):
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         mu, log_s = self._split(params)
-        u = _uniform_like(mu, generator).clamp(1e-6, 1 - 1e-6)
+        u = utils.rand(mu.shape, mu, generator).clamp(1e-6, 1 - 1e-6)
         x = mu + torch.exp(log_s) * (torch.log(u) - torch.log1p(-u))  # logistic inverse CDF
         # rounding to the nearest level and clamping is exactly the binning of log_prob
         return (x.clamp(0, 1) * (self.levels - 1)).round() / (self.levels - 1)
@@ -185,7 +179,7 @@ class Gaussian(Likelihood):
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         mu, log_std = self._split(params)
-        u = _uniform_like(mu, generator).clamp(1e-7, 1 - 1e-7)
+        u = utils.rand(mu.shape, mu, generator).clamp(1e-7, 1 - 1e-7)
         eps = math.sqrt(2) * torch.erfinv(2 * u - 1)  # N(0, 1) by the inverse CDF
         return (mu + torch.exp(log_std) * eps).clamp(0, 1)
 

@@ -11,6 +11,12 @@ table serve them all:
   one. Otherwise :class:`NotImplementedError` naming the model and the bound to use
   instead (set ``likelihood_hint``).
 
+Two attributes every model has, so that trainers, samplers and evaluators need not guess:
+
+- ``device``: where the model's parameters and buffers live (the one way to ask);
+- ``data_shape``: the shape of one example, e.g. ``(1, 8, 8)`` or ``(2,)``; each model
+  sets it in its constructor (``sample(n)`` returns ``(n, *data_shape)``).
+
 Each model registers a tiny instance with :func:`register_conformance`; one test
 (``tests/test_models.py``) holds every registered model to this interface.
 """
@@ -18,6 +24,7 @@ Each model registers a tiny instance with :func:`register_conformance`; one test
 from __future__ import annotations
 
 import importlib
+import itertools
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +33,26 @@ import torch
 from torch import Tensor, nn
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (cpu for a module without either)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class GenerativeModel(nn.Module):
-    """Base class: subclasses implement ``loss`` and ``sample``, and ``log_prob`` where exact."""
+    """Base class: subclasses implement ``loss`` and ``sample``, and ``log_prob`` where exact.
+
+    Subclasses set ``self.data_shape`` (the shape of one example) in ``__init__``.
+    """
 
     likelihood_hint: str = "This family has no tractable likelihood."
+    data_shape: tuple[int, ...]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters and buffers live; new tensors of the model are made here."""
+        return device_of(self)
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement loss(x, y)")

@@ -259,7 +259,7 @@ def decompress(model, code: Compressed, *, cdf_fn: Callable = model_cdfs) -> Ten
     N, D = code.shape[0], model.num_dims
     per_image = len(code.streams) > 1 or N == 1
     decoders = [ArithmeticDecoder(unpack_bits(s)) for s in code.streams]
-    dev = next(iter(model.buffers())).device
+    dev = model.device
     flat = torch.zeros(N, D, dtype=torch.long, device=dev)
     for t in range(D):
         cdf = cdf_fn(model, flat.view(code.shape), t)

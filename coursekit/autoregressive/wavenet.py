@@ -106,7 +106,7 @@ class WaveNet(Autoregressive):
         only (what output t can see), not on the whole past. Returns (n, 1, T) in [0, 1]."""
         was_training = self.training
         self.eval()
-        T = length or self.shape[1]
+        T = length or self.data_shape[1]
         R = self.receptive_field
         k = torch.zeros(n, 1, T, dtype=torch.long, device=self.start.device)
         for t in range(T):

@@ -95,7 +95,7 @@ class VAE(models.GenerativeModel):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
-        self.x_shape = tuple(x_shape)
+        self.data_shape = tuple(x_shape)
         self.beta = beta
         self.kl_warmup = kl_warmup
         self.free_bits = free_bits
@@ -104,7 +104,7 @@ class VAE(models.GenerativeModel):
     @property
     def dims(self) -> int:
         """D, the number of data dimensions (the denominator of bits/dim)."""
-        return math.prod(self.x_shape)
+        return math.prod(self.data_shape)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The mean and log-variance of q(z | x), each (B, latent_dim)."""
@@ -115,7 +115,7 @@ class VAE(models.GenerativeModel):
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """The parameters of p(x | z), (B, *param_shape)."""
         params = self.decoder(z)
-        return params.view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return params.view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     def elbo(
         self,
@@ -226,8 +226,7 @@ class VAE(models.GenerativeModel):
         return torch.cat(parts)
 
     def _prior_sample(self, n: int, generator: torch.Generator | None) -> Tensor:
-        like = next(self.parameters())
-        return utils.randn((n, self.latent_dim), like, generator)
+        return utils.randn((n, self.latent_dim), self.device, generator)
 
     @torch.no_grad()
     def sample(
@@ -295,7 +294,7 @@ class ConditionalVAE(VAE):
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         params = self.decoder(torch.cat([z, self._one_hot(y, z)], 1))  # (B, D_z + K) in
-        return params.view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return params.view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     @torch.no_grad()
     def sample(
@@ -334,13 +333,13 @@ class Autoencoder(nn.Module):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
-        self.x_shape = tuple(x_shape)
+        self.data_shape = tuple(x_shape)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.encoder(x).view(len(x), self.latent_dim)
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.decoder(z).view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return self.decoder(z).view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         recon = -self.likelihood.log_prob(self.decode(self.encode(x)), x).mean()
