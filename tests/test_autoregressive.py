@@ -282,3 +282,35 @@ def test_made_order_cycle_is_in_its_state_dict_so_resume_is_bit_for_bit():
     assert run(b, opt_b, 5) == expected  # bit-for-bit: same orders, same updates
     b.load_state_dict(state2)
     assert b.active == 2 and torch.equal(b.order, b.orders[2])
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.tensor([[0, 1, 3]]), r"outside the 3 levels \(levels 0..3 found\)"),  # used to alias
+        (torch.tensor([[0, -1, 2]]), "outside the 3 levels"),
+        (torch.tensor([[0.0, 0.25, 1.0]]), "values between them"),  # not k / 2
+        (torch.tensor([[0.0, float("nan"), 1.0]]), "NaN"),
+        (torch.tensor([[0, 1]]), r"shape \(B, 3\)"),
+        (torch.tensor([0, 1, 2]), r"shape \(B, 3\)"),
+    ],
+)
+def test_histogram_rejects_what_it_used_to_alias(x, match):
+    hist = ar.Histogram(3, 3)
+    with pytest.raises(ValueError, match=match):
+        hist.log_prob(x)
+
+
+@pytest.mark.parametrize("name", ["fvsbn", "made", "transformer", "pixelcnn"])
+def test_every_model_rejects_levels_between_levels_and_nan(name):
+    model = _models()[name]
+    x = torch.zeros(2, 1, 3, 3)
+    x[0, 0, 1, 1] = 0.3  # between 0 and 1/2 for 3 levels
+    with pytest.raises(ValueError, match="values between them"):
+        model.log_prob(x)
+    x[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.loss(x)
+    # on-grid floats and integers give the same answer
+    k = torch.randint(0, 3, (2, 1, 3, 3))
+    assert torch.allclose(model.log_prob(k), model.log_prob(k / 2))

@@ -60,6 +60,21 @@ def test_device_of_a_module_without_tensors_is_the_cpu():
     assert models.device_of(torch.nn.Linear(2, 2).to("meta")) == torch.device("meta")
 
 
+def test_bad_input_is_rejected_with_a_message_that_says_what_is_wrong(case):
+    if not case.checks_input:
+        pytest.skip(f"{type(case.model).__name__} does not check its input yet")
+    verbs = {"loss": lambda x: case.model.loss(x, case.y)}
+    if case.exact_log_prob:
+        verbs["log_prob"] = case.model.log_prob
+    nan = case.x.float().clone()
+    nan.view(-1)[0] = float("nan")
+    for fn in verbs.values():
+        with pytest.raises(ValueError, match="shape"):
+            fn(case.x.unsqueeze(1))  # (B, 1, *data_shape): one dimension too many
+        with pytest.raises((TypeError, ValueError), match="NaN|integer"):
+            fn(nan)
+
+
 def test_log_prob_is_exact_or_says_which_bound_to_use(case):
     if case.exact_log_prob:
         lp = case.model.log_prob(case.x)

@@ -55,22 +55,10 @@ class Autoregressive(models.GenerativeModel):
     # -- conversions between data range and integer levels ---------------------------------
 
     def to_levels(self, x: Tensor) -> Tensor:
-        """Data x (floats in [0, 1] or integer levels) -> integer levels k, int64, same shape."""
-        if tuple(x.shape[1:]) != self.data_shape:
-            raise ValueError(
-                f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.data_shape))}),"
-                f" got {tuple(x.shape)}."
-            )
-        if x.dtype.is_floating_point:
-            k = torch.round(x * (self.levels - 1)).long()
-        else:
-            k = x.long()
-        if k.numel() and (k.min() < 0 or k.max() >= self.levels):
-            raise ValueError(
-                f"x has values outside the {self.levels} levels; pass floats in [0, 1] "
-                f"(ImageSet.float()) or integers in 0..{self.levels - 1}."
-            )
-        return k
+        """Data x (floats k / (levels - 1) or integer levels) -> integer levels k, int64, same
+        shape; a wrong shape, values between or outside the levels, or NaN raise a ValueError."""
+        models.check_data(self, x)
+        return models.levels_of(self, x, self.levels)
 
     def from_levels(self, k: Tensor) -> Tensor:
         """Integer levels k -> data range [0, 1], float32."""

@@ -175,4 +175,4 @@ def _tiny_made() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 3, (4, 1, 4, 4), generator=g).float() / 2
     model = MADE((1, 4, 4), 3, hidden=(16,), num_orders=2)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

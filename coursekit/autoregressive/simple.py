@@ -52,7 +52,9 @@ class Histogram(models.GenerativeModel):
         return self.levels**self.num_dims - 1  # the softmax removes one degree of freedom
 
     def index(self, x: Tensor) -> Tensor:
-        k = torch.round(x * (self.levels - 1)).long() if x.dtype.is_floating_point else x.long()
+        """The table row of each configuration (B,); x is checked (shape, levels, NaN) first."""
+        models.check_data(self, x)
+        k = models.levels_of(self, x, self.levels)  # (B, D)
         return (k * self.place).sum(-1)  # (B,)
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -137,19 +139,25 @@ def _levels_batch(shape: tuple[int, ...], levels: int) -> Tensor:
 @models.register_conformance("ar-histogram")
 def _tiny_histogram() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=Histogram(3, 3), x=_levels_batch((3,), 3), exact_log_prob=True
+        model=Histogram(3, 3), x=_levels_batch((3,), 3), exact_log_prob=True, checks_input=True
     )
 
 
 @models.register_conformance("ar-fvsbn")
 def _tiny_fvsbn() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=FVSBN((1, 4, 4), 3), x=_levels_batch((1, 4, 4), 3), exact_log_prob=True
+        model=FVSBN((1, 4, 4), 3),
+        x=_levels_batch((1, 4, 4), 3),
+        exact_log_prob=True,
+        checks_input=True,
     )
 
 
 @models.register_conformance("ar-nade")
 def _tiny_nade() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=NADE((1, 4, 4), 2, hidden=8), x=_levels_batch((1, 4, 4), 2), exact_log_prob=True
+        model=NADE((1, 4, 4), 2, hidden=8),
+        x=_levels_batch((1, 4, 4), 2),
+        exact_log_prob=True,
+        checks_input=True,
     )

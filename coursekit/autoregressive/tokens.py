@@ -222,5 +222,10 @@ def _tiny_token_prior() -> models.ConformanceCase:
     model = TokenPrior(5, (2, 3), num_classes=3, d_model=16, n_head=2, n_layer=1)
     x = torch.randint(0, 5, (4, 2, 3), generator=g)
     return models.ConformanceCase(
-        model=model, x=x, y=torch.tensor([0, 1, 2, 1]), data_range=(0, 4), exact_log_prob=True
+        model=model,
+        x=x,
+        y=torch.tensor([0, 1, 2, 1]),
+        data_range=(0, 4),
+        exact_log_prob=True,
+        checks_input=True,
     )

@@ -165,4 +165,4 @@ def _tiny_transformer() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 5, (4, 1, 3, 3), generator=g).float() / 4
     model = CausalTransformer((1, 3, 3), 5, d_model=16, n_head=2, n_layer=1)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

@@ -126,6 +126,7 @@ class VAE(models.GenerativeModel):
         generator: torch.Generator | None = None,
     ) -> ElboTerms:
         """The ELBO's two terms with one reparameterized sample (``eps``: (B, latent_dim))."""
+        models.check_data(self, x)
         mu, logvar = self.encode(x, y)
         if eps is None:
             eps = utils.randn(mu.shape, mu, generator)
@@ -176,6 +177,7 @@ class VAE(models.GenerativeModel):
 
         ``eps`` (k, B, latent_dim) fixes the noise; ``chunk`` bounds the decoder batch size.
         """
+        models.check_data(self, x)
         B = len(x)
         mu, logvar = self.encode(x, y)  # (B, D_z)
         if eps is None:
@@ -387,7 +389,9 @@ def _tiny_vae() -> models.ConformanceCase:
     encoder, decoder = _tiny_nets(64, 2, 2 * 64)
     model = VAE(encoder, decoder, DiscretizedLogistic(17), latent_dim=2, x_shape=(1, 8, 8))
     x = torch.randint(0, 17, (4, 1, 8, 8), generator=gen).float() / 16
-    return models.ConformanceCase(model=model, x=x, y=None, data_range=(0.0, 1.0))
+    return models.ConformanceCase(
+        model=model, x=x, y=None, data_range=(0.0, 1.0), checks_input=True
+    )
 
 
 @models.register_conformance("cvae-mlp")
@@ -403,4 +407,4 @@ def _tiny_cvae() -> models.ConformanceCase:
     )
     x = (torch.rand(4, 1, 8, 8, generator=gen) > 0.5).float()
     y = torch.tensor([0, 1, 2, 1])
-    return models.ConformanceCase(model=model, x=x, y=y, data_range=(0.0, 1.0))
+    return models.ConformanceCase(model=model, x=x, y=y, data_range=(0.0, 1.0), checks_input=True)
