@@ -10,7 +10,9 @@ The networks are passed in; the objective wraps them::
 
 Conventions: data x in [0, 1]; prior p(z) = N(0, I); q(z | x) = N(mu, diag(exp(logvar))).
 Every ELBO, KL and log-likelihood is in nats per example, shape (B,); bits/dim is
--value / (D ln 2) with D = prod(x_shape).
+-value / (D ln 2) with D = prod(x_shape) (``metrics.bits_per_dim``). ``loss`` logs it as
+``"bpd"`` when the likelihood is a mass (``likelihood.discrete``) and as ``"bpd_continuous"``
+when it is a density, whose figure is not a discrete bits/dim (see ``coursekit.likelihoods``).
 
     log p(x)  = ELBO(x) + KL(q(z|x) || p(z|x))                         (Kingma & Welling, eq. 1)
     ELBO(x)   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                   (Kingma & Welling, eq. 3)
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 
 from coursekit import models, utils
 from coursekit.likelihoods import Likelihood
+from coursekit.metrics import units
 
 
 def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -145,7 +148,8 @@ class VAE(models.GenerativeModel):
     def loss(
         self, x: Tensor, y: Tensor | None = None, *, eps: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """'loss': -(recon - weight * KL), batch mean; logs elbo, recon, kl (nats), bpd."""
+        """'loss': -(recon - weight * KL), batch mean; logs elbo, recon, kl (nats) and -ELBO in
+        bits/dim, as "bpd" for a discrete likelihood, "bpd_continuous" for a density."""
         terms = self.elbo(x, y, eps=eps)
         kl_term = terms.kl.mean()
         if self.free_bits > 0:
@@ -155,12 +159,13 @@ class VAE(models.GenerativeModel):
         if self.training:
             self.num_updates += 1
         elbo = terms.elbo.mean()
+        bpd_key = "bpd" if self.likelihood.discrete else "bpd_continuous"
         return {
             "loss": -terms.recon.mean() + weight * kl_term,
             "elbo": elbo.detach(),
             "recon": -terms.recon.mean().detach(),  # logged as a cost: -E_q log p(x|z)
             "kl": terms.kl.mean().detach(),
-            "bpd": (-elbo / (self.dims * math.log(2))).detach(),
+            bpd_key: units.bits_per_dim(-elbo.detach(), self.dims),
         }
 
     def log_weights(
