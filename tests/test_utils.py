@@ -94,4 +94,3 @@ def test_random_helpers_without_a_generator_use_the_global_rng_on_like():
     b = (torch.rand(4), torch.randint(0, 9, (4,)), torch.randn(4))
     for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
-

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from coursekit.data.images import ImageSet
+from coursekit.data.imageset import ImageSet
 
 
 class Batches:
