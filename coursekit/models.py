@@ -11,6 +11,12 @@ table serve them all:
   one. Otherwise :class:`NotImplementedError` naming the model and the bound to use
   instead (set ``likelihood_hint``).
 
+Two attributes every model has, so that trainers, samplers and evaluators need not guess:
+
+- ``device``: where the model's parameters and buffers live (the one way to ask);
+- ``data_shape``: the shape of one example, e.g. ``(1, 8, 8)`` or ``(2,)``; each model
+  sets it in its constructor (``sample(n)`` returns ``(n, *data_shape)``).
+
 Each model registers a tiny instance with :func:`register_conformance`; one test
 (``tests/test_models.py``) holds every registered model to this interface.
 """
@@ -18,6 +24,7 @@ Each model registers a tiny instance with :func:`register_conformance`; one test
 from __future__ import annotations
 
 import importlib
+import itertools
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +33,26 @@ import torch
 from torch import Tensor, nn
 
 
+def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (cpu for a module without either)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class GenerativeModel(nn.Module):
-    """Base class: subclasses implement ``loss`` and ``sample``, and ``log_prob`` where exact."""
+    """Base class: subclasses implement ``loss`` and ``sample``, and ``log_prob`` where exact.
+
+    Subclasses set ``self.data_shape`` (the shape of one example) in ``__init__``.
+    """
 
     likelihood_hint: str = "This family has no tractable likelihood."
+    data_shape: tuple[int, ...]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters and buffers live; new tensors of the model are made here."""
+        return device_of(self)
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement loss(x, y)")
@@ -48,6 +71,67 @@ class GenerativeModel(nn.Module):
         )
 
 
+# ----------------------------------------------------------------------------- input checks
+
+
+def check_data(model: nn.Module, x: Tensor, data_shape: tuple[int, ...] | None = None) -> None:
+    """Raise a ``ValueError`` saying what is wrong unless x is (B, *data_shape) and finite."""
+    name = type(model).__name__
+    shape = tuple(data_shape if data_shape is not None else model.data_shape)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} expects a tensor of shape (B, {_dims(shape)}), got {type(x)}.")
+    if tuple(x.shape[1:]) != shape or x.dim() != len(shape) + 1:
+        raise ValueError(
+            f"{name} expects x of shape (B, {_dims(shape)}), got {tuple(x.shape)}; "
+            "reshape the batch (e.g. x.view(-1, *model.data_shape))."
+        )
+    if x.dtype.is_floating_point and not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{name} got {bad} NaN or infinite value(s) in x; check the data or the step that "
+            "produced it (a diverged sampler or a division by zero)."
+        )
+
+
+def levels_of(model: nn.Module, x: Tensor, levels: int) -> Tensor:
+    """Discrete data -> integer levels k in 0..levels-1 (int64, same shape), checked.
+
+    ``x`` holds either the levels themselves (an integer tensor, e.g. ``ImageSet.images``) or
+    the floats ``k / (levels - 1)`` in [0, 1] (``ImageSet.float()``). Anything else (values
+    between two levels, outside the range, NaN) raises a ``ValueError`` that says so, rather
+    than being rounded onto a wrong level.
+    """
+    name = type(model).__name__
+    hint = f"pass floats k / {levels - 1} (ImageSet.float()) or integers in 0..{levels - 1}"
+    if x.dtype.is_floating_point:
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name}: x has NaN or infinite values; {hint}.")
+        scaled = x.double() * (levels - 1)
+        k = torch.round(scaled)
+        off = (scaled - k).abs()
+        if off.numel() and float(off.max()) > 1e-3:
+            raise ValueError(
+                f"{name} models {levels} discrete levels, but x has values between them "
+                f"(e.g. {float(x.flatten()[off.flatten().argmax()]):.4g}); {hint}. Dequantized "
+                "or continuous data need a density model."
+            )
+        k = k.long()
+    elif x.dtype == torch.bool:
+        k = x.long()
+    else:
+        k = x.long()
+    if k.numel() and (int(k.min()) < 0 or int(k.max()) >= levels):
+        raise ValueError(
+            f"{name}: x has values outside the {levels} levels "
+            f"(levels {int(k.min())}..{int(k.max())} found); {hint}."
+        )
+    return k
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return ", ".join(map(str, shape))
+
+
 @dataclass
 class ConformanceCase:
     """A tiny model and a batch of data it accepts, for the conformance test."""
@@ -57,6 +141,7 @@ class ConformanceCase:
     y: Tensor | None = None
     data_range: tuple[float, float] | None = (0.0, 1.0)  # closed range samples must fall in
     exact_log_prob: bool = False
+    checks_input: bool = False  # loss and log_prob reject a wrong shape and NaN with a message
 
 
 _CASES: dict[str, Callable[[], ConformanceCase]] = {}

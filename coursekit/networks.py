@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from coursekit import utils
+
 # ---------------------------------------------------------------------------------------------
 # Plain MLP
 
@@ -145,9 +147,7 @@ class LabelEmbedding(nn.Module):
         self, y: Tensor, p: float, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Replace each label by the null index with probability ``p`` (label dropout)."""
-        # draw where the generator lives (a CPU generator can serve CUDA labels), then move
-        dev = y.device if generator is None else generator.device
-        drop = torch.rand(y.shape, generator=generator, device=dev).to(y.device) < p  # (B,)
+        drop = utils.rand(y.shape, y, generator) < p  # (B,)
         return torch.where(drop, torch.full_like(y, self.null_index), y)
 
 

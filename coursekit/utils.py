@@ -95,15 +95,74 @@ def describe_device(dev: torch.device | str | None = None) -> str:
     return dev.type
 
 
-def randn(
-    shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Standard normal noise of ``shape`` on ``like``'s device and dtype.
+# ----------------------------------------------------------------------------- random draws
+#
+# One family of generator-aware helpers. Each draws where the generator lives (a CPU
+# generator also serves CUDA tensors) and then moves the result to ``like``'s device, so a
+# seed gives the same numbers on every device; without a generator, the draw uses torch's
+# global RNG on ``like``'s device. ``like`` is a tensor (its device, and its dtype for the
+# float draws) or a device.
 
-    With a ``generator`` the noise is drawn on the generator's device (a CPU generator works
-    for CUDA tensors) and then moved, so a seed gives the same noise on every device.
-    """
+
+def _where(like: torch.Tensor | torch.device | str) -> tuple[torch.device, torch.dtype]:
+    if isinstance(like, torch.Tensor):
+        dtype = like.dtype if like.dtype.is_floating_point else torch.get_default_dtype()
+        return like.device, dtype
+    return torch.device(like), torch.get_default_dtype()
+
+
+def randn(
+    shape: tuple[int, ...],
+    like: torch.Tensor | torch.device | str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``like``'s device (and float dtype)."""
+    dev, dtype = _where(like)
     if generator is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
-    return eps.to(like.device)
+        return torch.randn(shape, device=dev, dtype=dtype)
+    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=dtype)
+    return eps.to(dev)
+
+
+def rand(
+    shape: tuple[int, ...],
+    like: torch.Tensor | torch.device | str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Uniform noise in [0, 1) of ``shape`` on ``like``'s device (and float dtype)."""
+    dev, dtype = _where(like)
+    if generator is None:
+        return torch.rand(shape, device=dev, dtype=dtype)
+    u = torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)
+    return u.to(dev)
+
+
+def randint(
+    low: int,
+    high: int,
+    shape: tuple[int, ...],
+    like: torch.Tensor | torch.device | str,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Integers uniform in ``low .. high - 1``, int64 of ``shape`` on ``like``'s device."""
+    dev, _ = _where(like)
+    if generator is None:
+        return torch.randint(low, high, shape, device=dev)
+    k = torch.randint(low, high, shape, generator=generator, device=generator.device)
+    return k.to(dev)
+
+
+def multinomial(
+    probs: torch.Tensor,
+    num_samples: int = 1,
+    *,
+    replacement: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``torch.multinomial`` on ``probs`` (K,) or (B, K) (non-negative, any positive sum),
+    drawn where ``generator`` lives and returned on ``probs``'s device: int64, (num_samples,)
+    or (B, num_samples)."""
+    if generator is None or generator.device == probs.device:
+        return torch.multinomial(probs, num_samples, replacement, generator=generator)
+    k = torch.multinomial(probs.to(generator.device), num_samples, replacement, generator=generator)
+    return k.to(probs.device)

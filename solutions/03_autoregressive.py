@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from coursekit import autoregressive as ar
-from coursekit import data, plot, report, train, utils
+from coursekit import data, metrics, plot, report, train, utils
 from coursekit.autoregressive import coding
 from coursekit.data import audio
 from coursekit.exercises import autoregressive as checks
@@ -68,7 +68,8 @@ def fit(model, x, steps, lr=3e-3, batch_size=128):
 def test_bpd(model, x):
     """Exact negative log-likelihood of x under the model, in bits per dimension."""
     model.eval()
-    return ar.bits_per_dim(model.log_prob(x.to(DEV)), math.prod(x.shape[1:]))
+    nll = -model.log_prob(x.to(DEV)).mean()  # nats per image
+    return float(metrics.bits_per_dim(nll, math.prod(x.shape[1:])))
 
 
 # %% [markdown]
@@ -253,9 +254,9 @@ made_oa = fit(
 )
 with torch.no_grad():
     logps = torch.stack([made_oa.log_prob_order(x_test.to(DEV), m) for m in range(NUM_ORDERS)])
-per_order = [ar.bits_per_dim(lp, D) for lp in logps]  # one normalized model per order
+per_order = [float(metrics.bits_per_dim(-lp.mean(), D)) for lp in logps]  # one model per order
 ensemble_bpd = [
-    ar.bits_per_dim(torch.logsumexp(logps[:n], 0) - math.log(n), D)
+    float(metrics.bits_per_dim(-(torch.logsumexp(logps[:n], 0) - math.log(n)).mean(), D))
     for n in range(1, NUM_ORDERS + 1)
 ]
 made_bpd = test_bpd(made1, x_test)
@@ -703,7 +704,7 @@ exact = bool(torch.equal(decoded, k_test))
 per_image_code = coding.compress(coder_model, k_test, per_image=True)
 n_dims = k_test.numel()
 with torch.no_grad():
-    nll_bits = float(-coder_model.log_prob(k_test).sum() / math.log(2))
+    nll_bits = float(metrics.nats_to_bits(-coder_model.log_prob(k_test).sum()))
 code_bpd = 8 * code.num_bytes / n_dims
 print(f"decoded exactly: {exact}   (encode {encode_s:.1f} s, decode {decode_s:.1f} s)")
 print(f"model NLL          {nll_bits / n_dims:.4f} bits/dim")

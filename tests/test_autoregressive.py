@@ -1,6 +1,7 @@
 """Autoregressive models: the autoregressive property by gradients, normalization by
 enumeration, samplers against the model's own probabilities, and the caches."""
 
+import copy
 import itertools
 import math
 
@@ -94,7 +95,7 @@ def test_autoregressive_property_by_gradients(name):
     model = MODELS[name]
     for p in model.parameters():  # random, nonzero weights everywhere
         torch.nn.init.normal_(p, std=0.5)
-    k = torch.randint(0, model.levels, (2, *model.shape))
+    k = torch.randint(0, model.levels, (2, *model.data_shape))
     G = _input_gradients(model, k)
     rank = _rank(model.order)
     at_or_after = rank[None, :] >= rank[:, None]  # (D, D): input j is not before output i
@@ -249,3 +250,67 @@ def test_tones_are_deterministic_mu_law_codes():
     # half a code step: ~1e-4 near zero, ~0.022 near +-1 (mu-law spends its levels on quiet sounds)
     assert err.max() < 0.022 and err[500] < 1e-3
     assert a.float().min() >= 0 and a.float().max() <= 1
+
+
+def test_made_order_cycle_is_in_its_state_dict_so_resume_is_bit_for_bit():
+    x = torch.randint(0, 3, (8, 1, 2, 2)).float() / 2
+
+    def run(model, opt, steps):
+        out = []
+        for _ in range(steps):
+            loss = model.loss(x)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    torch.manual_seed(0)
+    a = ar.MADE((1, 2, 2), 3, hidden=(16,), num_orders=3)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+    run(a, opt_a, 4)  # stops in the middle of the cycle of 3 orders
+    state, opt_state = copy.deepcopy(a.state_dict()), copy.deepcopy(opt_a.state_dict())
+    a.use_order(2)  # the active order is saved too
+    state2 = copy.deepcopy(a.state_dict())
+    a.use_order(0)
+    expected = run(a, opt_a, 5)
+
+    b = ar.MADE((1, 2, 2), 3, hidden=(16,), num_orders=3)
+    b.load_state_dict(state)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
+    opt_b.load_state_dict(opt_state)
+    assert run(b, opt_b, 5) == expected  # bit-for-bit: same orders, same updates
+    b.load_state_dict(state2)
+    assert b.active == 2 and torch.equal(b.order, b.orders[2])
+
+
+@pytest.mark.parametrize(
+    "x, match",
+    [
+        (torch.tensor([[0, 1, 3]]), r"outside the 3 levels \(levels 0..3 found\)"),  # used to alias
+        (torch.tensor([[0, -1, 2]]), "outside the 3 levels"),
+        (torch.tensor([[0.0, 0.25, 1.0]]), "values between them"),  # not k / 2
+        (torch.tensor([[0.0, float("nan"), 1.0]]), "NaN"),
+        (torch.tensor([[0, 1]]), r"shape \(B, 3\)"),
+        (torch.tensor([0, 1, 2]), r"shape \(B, 3\)"),
+    ],
+)
+def test_histogram_rejects_what_it_used_to_alias(x, match):
+    hist = ar.Histogram(3, 3)
+    with pytest.raises(ValueError, match=match):
+        hist.log_prob(x)
+
+
+@pytest.mark.parametrize("name", ["fvsbn", "made", "transformer", "pixelcnn"])
+def test_every_model_rejects_levels_between_levels_and_nan(name):
+    model = _models()[name]
+    x = torch.zeros(2, 1, 3, 3)
+    x[0, 0, 1, 1] = 0.3  # between 0 and 1/2 for 3 levels
+    with pytest.raises(ValueError, match="values between them"):
+        model.log_prob(x)
+    x[0, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.loss(x)
+    # on-grid floats and integers give the same answer
+    k = torch.randint(0, 3, (2, 1, 3, 3))
+    assert torch.allclose(model.log_prob(k), model.log_prob(k / 2))

@@ -131,3 +131,38 @@ def test_baseline_sizes_cover_both_settings():
     sizes = coding.baseline_sizes(imgs)
     assert set(sizes) == {"gzip", "bz2", "lzma", "png"}
     assert all(set(v) == {"whole set", "per image"} and min(v.values()) > 0 for v in sizes.values())
+
+
+@pytest.mark.parametrize(
+    "probs, match",
+    [
+        (np.array([[0.5, 0.5], [0.0, 0.0]]), r"every entry is 0\) \(first: row 1"),
+        (np.array([[0.5, np.nan]]), "NaN or infinite"),
+        (np.array([[np.inf, 1.0]]), "NaN or infinite"),
+        (np.array([[0.7, -0.2, 0.5]]), "negative probabilities"),
+        (np.zeros((2, 0)), "K >= 1"),
+    ],
+)
+def test_invalid_probabilities_are_rejected_not_coded_wrongly(probs, match):
+    with pytest.raises(ValueError, match=match):
+        coding.quantize(probs)
+    with pytest.raises(ValueError, match="softmax|K >= 1"):
+        coding.cdf_from_probs(probs)
+
+
+def test_encoder_rejects_a_symbol_outside_the_alphabet_and_a_decreasing_cdf():
+    enc = coding.ArithmeticEncoder()
+    with pytest.raises(ValueError, match=r"outside the alphabet 0..2"):
+        enc.encode(3, [0, 5, 6, 10])
+    with pytest.raises(ValueError, match="never decrease"):
+        enc.encode(0, [0, 7, 5, 10])  # a negative frequency for symbol 1
+
+
+def test_compress_rejects_levels_the_model_does_not_have():
+    model = ar.FVSBN((1, 2, 2), 3)
+    with pytest.raises(ValueError, match="outside the 3 levels"):
+        coding.compress(model, torch.full((1, 1, 2, 2), 3))
+    with pytest.raises(ValueError, match=r"shape \(B, 1, 2, 2\)"):
+        coding.compress(model, torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer levels"):
+        coding.compress(model, torch.zeros(1, 1, 2, 2))

@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import io
 import math
+import os
 import tarfile
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from coursekit import data
+from coursekit import data, errors
 from coursekit.data import images as images_mod
+from coursekit.data import sources
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 needs_debian = pytest.mark.skipif(
@@ -163,14 +165,14 @@ def test_read_idx_against_handwritten_bytes(tmp_path):
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_roundtrip(tmp_path, dtype, suffix):
     arr = (np.arange(60).reshape(3, 4, 5) - 7).astype(dtype)
-    images_mod.write_idx(tmp_path / f"x{suffix}", arr)
+    data.write_idx(tmp_path / f"x{suffix}", arr)
     back = data.read_idx(tmp_path / f"x{suffix}")
     assert back.dtype == arr.dtype and np.array_equal(back, arr)
 
 
 def test_read_idx_rejects_corrupt_files(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    images_mod.write_idx(tmp_path / "ok", arr)
+    data.write_idx(tmp_path / "ok", arr)
     raw = (tmp_path / "ok").read_bytes()
     cases = {
         "bad_magic": (b"\x01\x02" + raw[2:], "not an IDX file"),
@@ -197,8 +199,8 @@ def places(tmp_path, monkeypatch):
     dirs = {k: tmp_path / k for k in ("env", "repo", "system", "cache")}
     monkeypatch.setenv("COURSEKIT_DATA", str(dirs["env"]))
     monkeypatch.setenv("COURSEKIT_CACHE", str(dirs["cache"]))
-    monkeypatch.setattr(images_mod, "_REPO_DATA", dirs["repo"])
-    monkeypatch.setattr(images_mod, "_SYSTEM_DATA", dirs["system"])
+    monkeypatch.setattr(sources, "REPO_DATA", dirs["repo"])
+    monkeypatch.setattr(sources, "SYSTEM_DATA", dirs["system"])
     return dirs
 
 
@@ -207,15 +209,15 @@ def _write_fake_mnist(folder: Path, value: int, n: int = 5, gz: bool = True) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for images_name, labels_name in images_mod._IDX_FILES.values():
         suffix = ".gz" if gz else ""
-        images_mod.write_idx(folder / (images_name + suffix), np.full((n, 28, 28), value, np.uint8))
-        images_mod.write_idx(folder / (labels_name + suffix), np.arange(n, dtype=np.uint8) % 10)
+        data.write_idx(folder / (images_name + suffix), np.full((n, 28, 28), value, np.uint8))
+        data.write_idx(folder / (labels_name + suffix), np.arange(n, dtype=np.uint8) % 10)
 
 
 def test_search_order(places):
     # one fake set per place, told apart by their pixel value; remove them from the front
     for value, key in enumerate(["env", "repo", "system", "cache"], start=1):
         _write_fake_mnist(places[key] / "fashion-mnist", value, gz=key != "repo")
-    assert images_mod._search_dirs("mnist") == [places[k] / "mnist" for k in places]
+    assert sources.search_dirs("mnist") == [places[k] / "mnist" for k in places]
     for value, key in enumerate(["env", "repo", "system", "cache"], start=1):
         s = data.fashion_mnist("test", download=False)
         assert int(s.images[0, 0, 0, 0]) == value, f"expected the set in {key}/"
@@ -314,20 +316,132 @@ def test_download_with_wrong_hash_leaves_nothing(places, tmp_path, monkeypatch):
     assert list((places["cache"] / "mnist").iterdir()) == []  # no partial or temp file
 
 
-def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
-    class Broken(io.BytesIO):
-        def read(self, size=-1):
-            if self.tell() > 0:
-                raise ConnectionResetError("connection lost")
-            return super().read(4)
+class _FakeResponse(io.BytesIO):
+    """What urlopen returns: a body, headers, and optionally a failure after some bytes."""
 
-    monkeypatch.setattr(
-        images_mod.urllib.request, "urlopen", lambda url, timeout: Broken(b"abcdefgh")
-    )
+    def __init__(self, body: bytes, *, length: int | None = None, fail_after: int | None = None):
+        super().__init__(body)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+        self.fail_after = fail_after
+
+    def read(self, size=-1):
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise ConnectionResetError("connection lost")
+        limit = size if self.fail_after is None else min(4, self.fail_after - self.tell())
+        return super().read(limit)
+
+
+def _fake_urlopen(monkeypatch, response):
+    calls = []
+
+    def urlopen(url, timeout):
+        calls.append(url)
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+    monkeypatch.setattr(sources.urllib.request, "urlopen", urlopen)
+    return calls
+
+
+BODY = b"abcdefgh"
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+def test_download_keeps_a_complete_verified_file(tmp_path, monkeypatch):
+    _fake_urlopen(monkeypatch, _FakeResponse(BODY, length=len(BODY)))
     dest = tmp_path / "cache" / "file.gz"
-    with pytest.raises(ConnectionResetError):
-        images_mod._download("https://example.invalid/file.gz", dest, "0" * 64)
+    sources.download("https://example.invalid/file.gz", dest, SHA)
+    assert dest.read_bytes() == BODY and [f.name for f in dest.parent.iterdir()] == ["file.gz"]
+
+
+def test_connection_lost_mid_transfer_is_an_incomplete_transfer(tmp_path, monkeypatch):
+    _fake_urlopen(monkeypatch, _FakeResponse(BODY, length=len(BODY), fail_after=4))
+    dest = tmp_path / "cache" / "file.gz"
+    with pytest.raises(data.IncompleteDownloadError, match="after 4 of 8 bytes") as err:
+        sources.download("https://example.invalid/file.gz", dest, SHA)
+    assert "sha256" not in str(err.value) and "run again" in str(err.value)
+    assert isinstance(err.value, errors.CourseError) and isinstance(err.value, ConnectionError)
     assert list(dest.parent.iterdir()) == []
+
+
+def test_fewer_bytes_than_content_length_is_an_incomplete_transfer(tmp_path, monkeypatch):
+    # the server closes early without an error: the body ends after 5 of 8 announced bytes
+    _fake_urlopen(monkeypatch, _FakeResponse(BODY[:5], length=len(BODY)))
+    dest = tmp_path / "cache" / "file.gz"
+    with pytest.raises(data.IncompleteDownloadError, match="received 5 of 8 bytes"):
+        sources.download("https://example.invalid/file.gz", dest, SHA)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_a_whole_but_different_file_is_a_checksum_mismatch(tmp_path, monkeypatch):
+    _fake_urlopen(monkeypatch, _FakeResponse(b"ABCDEFGH", length=8))
+    with pytest.raises(data.ChecksumMismatchError, match="sha256 mismatch") as err:
+        sources.download("https://example.invalid/f.gz", tmp_path / "f.gz", SHA)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, errors.CourseError)
+
+
+def test_no_connection_is_a_download_error(tmp_path, monkeypatch):
+    _fake_urlopen(monkeypatch, OSError("Name or service not known"))
+    with pytest.raises(data.DownloadError, match="could not connect"):
+        sources.download("https://example.invalid/f.gz", tmp_path / "f.gz", SHA)
+
+
+def test_temporary_files_of_killed_downloads_are_removed_on_the_next_run(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # a run killed mid-download leaves its .part file (its process is gone) ...
+    dead = cache / ".file.gz.999999999.abc123.part"
+    dead.write_bytes(b"half")
+    # ... while a download in progress in a live process keeps its own
+    alive = cache / f".other.gz.{os.getppid()}.xyz.part"
+    alive.write_bytes(b"busy")
+    _fake_urlopen(monkeypatch, _FakeResponse(BODY, length=len(BODY)))
+    sources.download("https://example.invalid/file.gz", cache / "file.gz", SHA)
+    assert sorted(f.name for f in cache.iterdir()) == sorted(["file.gz", alive.name])
+
+
+def test_a_killed_download_is_cleaned_up_by_the_next_fetch(places, tmp_path, monkeypatch):
+    cache = places["cache"] / "mnist"
+    cache.mkdir(parents=True)
+    (cache / ".t10k-images-idx3-ubyte.gz.999999999.k1ll3d.part").write_bytes(b"half")
+    _serve(tmp_path, "mnist", _fake_mnist_files(tmp_path), monkeypatch)
+    data.mnist("test")
+    assert not list(cache.glob("*.part"))
+
+
+def test_fixes_never_suggest_what_is_already_on(places, tmp_path, monkeypatch):
+    monkeypatch.setattr(images_mod, "_SUBSET_DIR", places["repo"] / "no_subset")
+    # COURSEKIT_DATA is set (by the fixture): say where to put the files, not "set it"
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.mnist("test", download=False)
+    message = str(err.value)
+    assert "set COURSEKIT_DATA=DIR" not in message
+    assert f"{places['env'] / 'mnist'}/ (COURSEKIT_DATA is set to {places['env']})" in message
+    assert "download=True" in message  # downloading was off: suggest it
+    # downloading was on and failed: do not suggest turning it on
+    _fake_urlopen(monkeypatch, OSError("Name or service not known"))
+    with pytest.raises(data.DataNotFoundError) as err:
+        data.fashion_mnist("train")
+    message = str(err.value)
+    assert "download=True" not in message and "could not connect" in message
+    assert "check the internet connection" in message
+    assert "sudo apt install" in message  # the system folder does not exist here
+    # without COURSEKIT_DATA, setting it is a fix; with the system package present, apt is not
+    monkeypatch.delenv("COURSEKIT_DATA")
+    (places["system"] / "fashion-mnist").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as err:
+        data.fashion_mnist("train", download=False)
+    message = str(err.value)
+    assert "set COURSEKIT_DATA=DIR" in message and "sudo apt install" not in message
+    assert isinstance(err.value, errors.CourseError)
+
+
+def test_corrupt_idx_file_is_a_course_error(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(data.CorruptFileError) as err:
+        data.read_idx(tmp_path / "bad")
+    assert isinstance(err.value, ValueError) and isinstance(err.value, errors.CourseError)
 
 
 def test_cifar10_reads_binary_archive(places, tmp_path, monkeypatch):
@@ -398,3 +512,28 @@ def test_batches_imageset_transform_and_determinism():
     assert xb.dtype == torch.uint8 and yb is None  # plain tensor: no transform, no labels
     with pytest.raises(ValueError, match="y has 3"):
         data.Batches(s.images, s.labels[:3], batch_size=4)
+
+
+def test_batches_state_dict_resumes_bit_for_bit():
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    a = data.Batches(x, y, batch_size=3, generator=torch.Generator().manual_seed(4))
+    for _ in range(5):  # into the second epoch (4 batches per epoch), mid-permutation
+        next(a)
+    state = a.state_dict()
+    expected = [next(a) for _ in range(9)]  # crosses two more epoch boundaries
+    b = data.Batches(x, y, batch_size=3, generator=torch.Generator().manual_seed(99))
+    b.load_state_dict(state)
+    resumed = [next(b) for _ in range(9)]
+    for (xa, ya), (xb, yb) in zip(expected, resumed, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert b.epoch == a.epoch
+    # the state is a snapshot: drawing from a does not change it
+    c = data.Batches(x, y, batch_size=3)
+    c.load_state_dict(state)
+    assert torch.equal(next(c)[0], expected[0][0])
+
+
+def test_batches_state_of_other_data_is_rejected():
+    state = data.Batches(torch.zeros(10, 1), batch_size=3).state_dict()
+    with pytest.raises(ValueError, match="10 examples, but these Batches hold 7"):
+        data.Batches(torch.zeros(7, 1), batch_size=3).load_state_dict(state)

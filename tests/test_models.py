@@ -45,6 +45,36 @@ def test_sample_has_the_data_shape_and_range_and_follows_the_generator(case):
         assert a.min() >= lo and a.max() <= hi
 
 
+def test_device_and_data_shape_describe_the_model(case):
+    assert case.model.device == case.x.device == torch.device("cpu")
+    assert tuple(case.model.data_shape) == tuple(case.x.shape[1:])
+    # device follows the parameters and buffers: a meta copy reports the meta device
+    assert case.model.to("meta").device == torch.device("meta")
+
+
+def test_device_of_a_module_without_tensors_is_the_cpu():
+    class Empty(models.GenerativeModel):
+        pass
+
+    assert Empty().device == torch.device("cpu")
+    assert models.device_of(torch.nn.Linear(2, 2).to("meta")) == torch.device("meta")
+
+
+def test_bad_input_is_rejected_with_a_message_that_says_what_is_wrong(case):
+    if not case.checks_input:
+        pytest.skip(f"{type(case.model).__name__} does not check its input yet")
+    verbs = {"loss": lambda x: case.model.loss(x, case.y)}
+    if case.exact_log_prob:
+        verbs["log_prob"] = case.model.log_prob
+    nan = case.x.float().clone()
+    nan.view(-1)[0] = float("nan")
+    for fn in verbs.values():
+        with pytest.raises(ValueError, match="shape"):
+            fn(case.x.unsqueeze(1))  # (B, 1, *data_shape): one dimension too many
+        with pytest.raises((TypeError, ValueError), match="NaN|integer"):
+            fn(nan)
+
+
 def test_log_prob_is_exact_or_says_which_bound_to_use(case):
     if case.exact_log_prob:
         lp = case.model.log_prob(case.x)

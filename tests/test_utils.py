@@ -56,3 +56,41 @@ def test_randn_follows_the_generator_and_takes_dtype_and_device_from_like():
     assert torch.equal(
         a, torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     )
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_rand_randint_multinomial_follow_the_generator_and_land_on_like():
+    like = torch.zeros(1, dtype=torch.float64, device="meta")
+    # on the meta device the values vanish but the device, dtype and shape must be right
+    u = utils.rand((3, 2), like, _gen())
+    assert u.device.type == "meta" and u.dtype == torch.float64 and u.shape == (3, 2)
+    k = utils.randint(0, 5, (4,), like, _gen())
+    assert k.device.type == "meta" and k.dtype == torch.int64
+    # on the CPU: exactly torch's own draws from the same generator
+    cpu = torch.zeros(1, dtype=torch.float64)
+    torch.testing.assert_close(
+        utils.rand((3, 2), cpu, _gen()), torch.rand(3, 2, generator=_gen(), dtype=torch.float64)
+    )
+    assert torch.equal(
+        utils.randint(2, 7, (50,), cpu, _gen()), torch.randint(2, 7, (50,), generator=_gen())
+    )
+    probs = torch.tensor([[0.2, 0.8], [0.9, 0.1]])
+    assert torch.equal(
+        utils.multinomial(probs, 3, replacement=True, generator=_gen()),
+        torch.multinomial(probs, 3, True, generator=_gen()),
+    )
+    # like may be a device; integer tensors give the default float dtype for rand
+    assert utils.rand((2,), "cpu").dtype == torch.float32
+    assert utils.randn((2,), torch.zeros(1, dtype=torch.long)).dtype == torch.float32
+
+
+def test_random_helpers_without_a_generator_use_the_global_rng_on_like():
+    torch.manual_seed(3)
+    a = (utils.rand((4,), "cpu"), utils.randint(0, 9, (4,), "cpu"), utils.randn((4,), "cpu"))
+    torch.manual_seed(3)
+    b = (torch.rand(4), torch.randint(0, 9, (4,)), torch.randn(4))
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)

@@ -380,3 +380,19 @@ def test_mutual_information_matches_sklearn():
     a = torch.randint(0, 5, (1000,), generator=gen).numpy()
     b = (a + torch.randint(0, 3, (1000,), generator=gen).numpy()) % 6
     assert abs(_mutual_info(a, b) - mutual_info_score(a, b)) < 1e-10
+
+
+def test_a_density_decoder_logs_a_continuous_figure_not_bpd():
+    torch.manual_seed(0)
+    x = _grid(2, 3)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(3, 2))
+    for lik, key, other in [
+        (L.Gaussian(std=0.1), "bpd_continuous", "bpd"),
+        (L.Bernoulli(), "bpd", "bpd_continuous"),
+    ]:
+        model = vae.VAE(encoder, nn.Linear(1, 3), lik, latent_dim=1, x_shape=(1, 3))
+        out = model.loss(x, eps=torch.zeros(len(x), 1))
+        assert key in out and other not in out
+        torch.testing.assert_close(out[key], -out["elbo"] / (3 * math.log(2)))
+    assert L.Gaussian().discrete is False
+    assert all(c.discrete for c in (L.Bernoulli(), L.Categorical(3), L.DiscretizedLogistic(3)))

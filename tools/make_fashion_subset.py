@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coursekit.data.images import _IDX_FILES, _SUBSET_SIZES, read_idx, write_idx
+from coursekit.data.idx import read_idx, write_idx
+from coursekit.data.images import _IDX_FILES, _SUBSET_SIZES
 
 PER_CLASS = {split: size // 10 for split, size in _SUBSET_SIZES.items()}  # 200 train, 50 test
 SEED = 0

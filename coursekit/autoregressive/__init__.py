@@ -7,16 +7,19 @@ One concept per file:
 - ``made``: masked MLPs, order-agnostic training and ensembles;
 - ``pixelcnn``: masked convolutions, the blind spot, the gated PixelCNN;
 - ``wavenet``: dilated causal 1-D convolutions for audio;
-- ``transformer``: a causal Transformer with a key/value cache.
+- ``transformer``: a causal Transformer with a key/value cache;
+- ``tokens``: a class-conditional prior over the token grid of a VQ tokenizer, with
+  classifier-free guidance (``TokenPrior``).
 
 The arithmetic coder that turns any of them into a lossless compressor is
 ``coursekit.autoregressive.coding``.
 """
 
-from coursekit.autoregressive.base import Autoregressive, bits_per_dim, sample_categorical
+from coursekit.autoregressive.base import Autoregressive, sample_categorical
 from coursekit.autoregressive.made import MADE, MaskedLinear, made_masks
 from coursekit.autoregressive.pixelcnn import GatedPixelCNN, MaskedConv2d, PixelCNN, pixelcnn_mask
 from coursekit.autoregressive.simple import FVSBN, NADE, Histogram, order_mask
+from coursekit.autoregressive.tokens import TokenPrior
 from coursekit.autoregressive.transformer import CausalTransformer, causal_mask
 from coursekit.autoregressive.wavenet import CausalConv1d, WaveNet
 
@@ -32,8 +35,8 @@ __all__ = [
     "MaskedConv2d",
     "MaskedLinear",
     "PixelCNN",
+    "TokenPrior",
     "WaveNet",
-    "bits_per_dim",
     "causal_mask",
     "made_masks",
     "order_mask",

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from coursekit import models
+from coursekit import models, utils
+from coursekit.metrics import units
 
 
 class Autoregressive(models.GenerativeModel):
@@ -39,37 +40,30 @@ class Autoregressive(models.GenerativeModel):
 
     def __init__(self, shape: tuple[int, ...], levels: int, order: Tensor | None = None):
         super().__init__()
-        self.shape = tuple(shape)
+        self.data_shape = tuple(shape)
         self.levels = int(levels)
-        D = math.prod(self.shape)
+        D = math.prod(self.data_shape)
         order = torch.arange(D) if order is None else torch.as_tensor(order).long()
         if sorted(order.tolist()) != list(range(D)):
             raise ValueError(f"order must be a permutation of range({D}), got {order.tolist()}.")
         self.register_buffer("order", order, persistent=False)
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """The former name of ``data_shape`` (still read by the lecture-03 checks)."""
+        return self.data_shape
+
+    @property
     def num_dims(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(self.data_shape)
 
     # -- conversions between data range and integer levels ---------------------------------
 
     def to_levels(self, x: Tensor) -> Tensor:
-        """Data x (floats in [0, 1] or integer levels) -> integer levels k, int64, same shape."""
-        if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(
-                f"{type(self).__name__} expects x of shape (B, {', '.join(map(str, self.shape))}),"
-                f" got {tuple(x.shape)}."
-            )
-        if x.dtype.is_floating_point:
-            k = torch.round(x * (self.levels - 1)).long()
-        else:
-            k = x.long()
-        if k.numel() and (k.min() < 0 or k.max() >= self.levels):
-            raise ValueError(
-                f"x has values outside the {self.levels} levels; pass floats in [0, 1] "
-                f"(ImageSet.float()) or integers in 0..{self.levels - 1}."
-            )
-        return k
+        """Data x (floats k / (levels - 1) or integer levels) -> integer levels k, int64, same
+        shape; a wrong shape, values between or outside the levels, or NaN raise a ValueError."""
+        models.check_data(self, x)
+        return models.levels_of(self, x, self.levels)
 
     def from_levels(self, k: Tensor) -> Tensor:
         """Integer levels k -> data range [0, 1], float32."""
@@ -89,7 +83,7 @@ class Autoregressive(models.GenerativeModel):
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         nll = -self.log_prob(x).mean()
-        return {"loss": nll, "bpd": nll.detach() / (self.num_dims * math.log(2))}
+        return {"loss": nll, "bpd": units.bits_per_dim(nll.detach(), self.num_dims)}
 
     @torch.no_grad()
     def conditional(self, k: Tensor, t: int, temperature: float = 1.0) -> Tensor:
@@ -112,23 +106,15 @@ class Autoregressive(models.GenerativeModel):
         """Ancestral sampling: D sequential network passes; returns (n, *shape) in [0, 1]."""
         was_training = self.training
         self.eval()  # no dropout while sampling
-        dev = self.order.device
-        k = torch.zeros(n, self.num_dims, dtype=torch.long, device=dev)  # (n, D)
+        k = torch.zeros(n, self.num_dims, dtype=torch.long, device=self.device)  # (n, D)
         for t in range(self.num_dims):
-            logits = self.conditional(k.view(n, *self.shape), t, temperature)  # (n, levels)
+            logits = self.conditional(k.view(n, *self.data_shape), t, temperature)  # (n, levels)
             k[:, self.order[t]] = sample_categorical(logits, generator)
         self.train(was_training)
-        return self.from_levels(k.view(n, *self.shape))
+        return self.from_levels(k.view(n, *self.data_shape))
 
 
 def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One draw per row of ``logits`` (B, K) -> (B,) int64, from ``generator`` when given."""
     probs = torch.softmax(logits.float(), dim=-1)
-    if generator is not None and generator.device != probs.device:
-        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(probs.device)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-def bits_per_dim(log_prob: Tensor, num_dims: int) -> float:
-    """Mean negative log-likelihood in bits per dimension, from nats per example (B,)."""
-    return float(-log_prob.mean() / (num_dims * math.log(2)))
+    return utils.multinomial(probs, 1, generator=generator).squeeze(1)

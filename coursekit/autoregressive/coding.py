@@ -57,18 +57,43 @@ _QUARTER = 1 << (PRECISION - 2)
 
 def quantize(probs: Tensor | np.ndarray, freq_bits: int = FREQ_BITS) -> np.ndarray:
     """Probabilities (..., K) -> integer frequencies (..., K), int64, each >= 1, summing to
-    2**freq_bits. Deterministic: the same float64 input always gives the same output."""
+    2**freq_bits. Deterministic: the same float64 input always gives the same output.
+
+    Each row must be finite, non-negative and have a positive sum (it is normalized here);
+    anything else would give a code that decodes to the wrong symbols, so it raises.
+    """
     p = torch.as_tensor(probs, dtype=torch.float64).cpu()
+    if p.dim() == 0 or p.shape[-1] == 0:
+        raise ValueError(f"probs must have shape (..., K) with K >= 1, got {tuple(p.shape)}.")
     K = p.shape[-1]
     total = 1 << freq_bits
     if K > total:
         raise ValueError(f"{K} symbols do not fit in 2**{freq_bits} frequencies; raise freq_bits.")
+    _check_probs(p)
     p = p / p.sum(-1, keepdim=True)
     freq = torch.floor(p * (total - K)).long() + 1  # every symbol keeps >= 1
     # the floors leave a remainder in 0..K-1: give it to the most probable symbol
     rest = total - freq.sum(-1, keepdim=True)
     freq.scatter_add_(-1, p.argmax(-1, keepdim=True), rest)
     return freq.numpy()
+
+
+def _check_probs(p: Tensor) -> None:
+    rows = p.reshape(-1, p.shape[-1])  # (R, K)
+    problems = {
+        "NaN or infinite values": ~torch.isfinite(rows).all(1),
+        "negative probabilities": (rows < 0).any(1),
+        "no probability at all (every entry is 0)": rows.sum(1) <= 0,
+    }
+    for what, bad in problems.items():
+        if bad.any():
+            r = int(bad.nonzero()[0])
+            raise ValueError(
+                f"{int(bad.sum())} of {len(rows)} probability vectors have {what} (first: row "
+                f"{r}, {rows[r, :8].tolist()}{' ...' if rows.shape[1] > 8 else ''}). The coder "
+                "needs finite, non-negative probabilities with a positive sum per symbol: pass "
+                "softmax(logits), and check the model for NaN before coding."
+            )
 
 
 def cdf_from_freq(freq: np.ndarray) -> np.ndarray:
@@ -102,9 +127,22 @@ class ArithmeticEncoder:
         total = int(cdf[-1])
         if total > _QUARTER:
             raise ValueError(f"cdf total {total} exceeds 2**{PRECISION - 2}; quantize() first.")
+        if not 0 <= symbol < len(cdf) - 1:
+            raise ValueError(
+                f"symbol {symbol} is outside the alphabet 0..{len(cdf) - 2} of this cdf "
+                f"({len(cdf)} entries = K + 1); the data and the model disagree on K."
+            )
         lo_c, hi_c = int(cdf[symbol]), int(cdf[symbol + 1])
-        if hi_c <= lo_c:
-            raise ValueError(f"symbol {symbol} has zero frequency: it cannot be coded.")
+        if int(cdf[0]) != 0 or np.any(np.diff(np.asarray(cdf, dtype=np.int64)) < 0):
+            raise ValueError(
+                "the cdf must start at 0 and never decrease (a negative frequency); build it "
+                "with cdf_from_probs(probs)."
+            )
+        if hi_c == lo_c:
+            raise ValueError(
+                f"symbol {symbol} has zero frequency: it cannot be coded. Build the cdf with "
+                "cdf_from_probs(probs), which keeps every symbol's frequency >= 1."
+            )
         r = self.high - self.low + 1
         self.high = self.low + r * hi_c // total - 1
         self.low = self.low + r * lo_c // total
@@ -230,10 +268,15 @@ def compress(
     at each step), or ``per_image`` one stream per example (each decodable on its own).
     The conditionals come from the prefix alone, exactly as ``decompress`` recomputes them.
     """
+    if k.dtype.is_floating_point:
+        raise TypeError(
+            "compress codes integer levels k (e.g. ImageSet.images); got floats. Convert "
+            "x in [0, 1] with model.to_levels(x)."
+        )
+    k = model.to_levels(k)  # checks the shape and the range of the levels
     was_training = model.training
     model.eval()
     N, D = k.shape[0], model.num_dims
-    k = k.long()
     flat = k.reshape(N, D)
     prefix = torch.zeros_like(flat)  # (N, D): what the decoder will know at step t
     encoders = [ArithmeticEncoder() for _ in range(N if per_image else 1)]
@@ -259,7 +302,7 @@ def decompress(model, code: Compressed, *, cdf_fn: Callable = model_cdfs) -> Ten
     N, D = code.shape[0], model.num_dims
     per_image = len(code.streams) > 1 or N == 1
     decoders = [ArithmeticDecoder(unpack_bits(s)) for s in code.streams]
-    dev = next(iter(model.buffers())).device
+    dev = model.device
     flat = torch.zeros(N, D, dtype=torch.long, device=dev)
     for t in range(D):
         cdf = cdf_fn(model, flat.view(code.shape), t)

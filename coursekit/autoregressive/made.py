@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coursekit import models
+from coursekit import models, utils
 from coursekit.autoregressive.base import Autoregressive
+from coursekit.metrics import units
 
 
 def made_masks(
@@ -92,7 +93,7 @@ class MADE(Autoregressive):
             self.register_buffer(f"masks_{i}", torch.stack([m[i] for m in all_masks]))
         self.active = 0
         self.use_order(0)
-        self._calls = 0
+        self._calls = 0  # training calls of loss: which order the next minibatch uses
 
     def masks_for(self, order: Tensor, hidden: tuple[int, ...], mask_fn) -> list[Tensor]:
         D = self.num_dims
@@ -114,12 +115,20 @@ class MADE(Autoregressive):
         for i, layer in enumerate(self.layers):
             layer.mask = getattr(self, f"masks_{i}")[m]
 
+    def get_extra_state(self) -> dict[str, int]:
+        # the order cycle is part of the training state: a resumed run continues it exactly
+        return {"calls": self._calls, "active": self.active}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self._calls = int(state["calls"])
+        self.use_order(int(state["active"]))
+
     def logits(self, k: Tensor) -> Tensor:
         B = k.shape[0]
         h = 2 * self.from_levels(k).flatten(1) - 1  # (B, D) in [-1, 1]
         for layer in self.layers[:-1]:
             h = self.dropout(F.relu(layer(h)))
-        return self.layers[-1](h).view(B, self.levels, *self.shape)  # (B, K, *shape)
+        return self.layers[-1](h).view(B, self.levels, *self.data_shape)  # (B, K, *shape)
 
     def log_prob_order(self, x: Tensor, m: int) -> Tensor:
         """log p_m(x), (B,) nats, under order ``m``."""
@@ -142,16 +151,16 @@ class MADE(Autoregressive):
         m = self._calls % self.num_orders
         self._calls += self.training
         nll = -self.log_prob_order(x, m).mean()
-        return {"loss": nll, "bpd": nll.detach() / (self.num_dims * math.log(2))}
+        return {"loss": nll, "bpd": units.bits_per_dim(nll.detach(), self.num_dims)}
 
     @torch.no_grad()
     def sample(self, n, y=None, *, generator=None, temperature: float = 1.0) -> Tensor:
         """Exact samples of the ensemble: draw an order per sample, then sample in it."""
         if self.num_orders == 1:
             return super().sample(n, generator=generator, temperature=temperature)
-        dev = self.orders.device
-        m = torch.randint(self.num_orders, (n,), generator=generator).to(dev)
-        out = torch.empty(n, *self.shape, device=dev)
+        dev = self.device
+        m = utils.randint(0, self.num_orders, (n,), dev, generator)
+        out = torch.empty(n, *self.data_shape, device=dev)
         previous = self.active
         for j in m.unique().tolist():
             self.use_order(j)
@@ -166,4 +175,4 @@ def _tiny_made() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 3, (4, 1, 4, 4), generator=g).float() / 2
     model = MADE((1, 4, 4), 3, hidden=(16,), num_orders=2)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

@@ -168,7 +168,7 @@ def _tiny_pixelcnn() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 5, (4, 1, 5, 5), generator=g).float() / 4
     model = PixelCNN((1, 5, 5), 5, channels=8, num_layers=1, first_kernel=3)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)
 
 
 @models.register_conformance("ar-gated-pixelcnn")
@@ -176,4 +176,4 @@ def _tiny_gated_pixelcnn() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 5, (4, 1, 5, 5), generator=g).float() / 4
     model = GatedPixelCNN((1, 5, 5), 5, channels=8, num_layers=2)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coursekit import models
+from coursekit import models, utils
 from coursekit.autoregressive.base import Autoregressive
+from coursekit.metrics import units
 
 
 class Histogram(models.GenerativeModel):
@@ -41,6 +42,7 @@ class Histogram(models.GenerativeModel):
                 "that is the point of the chain rule with shared parameters."
             )
         self.num_dims, self.levels = num_dims, levels
+        self.data_shape = (num_dims,)
         self.table = nn.Parameter(torch.zeros(levels**num_dims))  # logits, one per configuration
         # x -> row index: read the levels as the digits of a base-K number
         self.register_buffer("place", levels ** torch.arange(num_dims - 1, -1, -1))
@@ -50,7 +52,9 @@ class Histogram(models.GenerativeModel):
         return self.levels**self.num_dims - 1  # the softmax removes one degree of freedom
 
     def index(self, x: Tensor) -> Tensor:
-        k = torch.round(x * (self.levels - 1)).long() if x.dtype.is_floating_point else x.long()
+        """The table row of each configuration (B,); x is checked (shape, levels, NaN) first."""
+        models.check_data(self, x)
+        k = models.levels_of(self, x, self.levels)  # (B, D)
         return (k * self.place).sum(-1)  # (B,)
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -58,7 +62,7 @@ class Histogram(models.GenerativeModel):
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         nll = -self.log_prob(x).mean()
-        return {"loss": nll, "bpd": nll.detach() / (self.num_dims * math.log(2))}
+        return {"loss": nll, "bpd": units.bits_per_dim(nll.detach(), self.num_dims)}
 
     def support(self) -> Tensor:
         """Every configuration, (levels ** D, D) int64, in table order."""
@@ -68,8 +72,8 @@ class Histogram(models.GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, y=None, *, generator: torch.Generator | None = None) -> Tensor:
         probs = torch.softmax(self.table, 0)
-        idx = torch.multinomial(probs.cpu(), n, replacement=True, generator=generator)
-        k = self.support()[idx.to(probs.device)]  # (n, D)
+        idx = utils.multinomial(probs, n, replacement=True, generator=generator)  # (n,)
+        k = self.support()[idx]  # (n, D)
         return k.float() / (self.levels - 1)
 
 
@@ -94,7 +98,7 @@ class FVSBN(Autoregressive):
         B = k.shape[0]
         x = 2 * self.from_levels(k).flatten(1) - 1  # (B, D) in [-1, 1]
         logits = torch.einsum("bj,kij->bki", x, self.weight * self.mask) + self.bias  # (B, K, D)
-        return logits.view(B, self.levels, *self.shape)
+        return logits.view(B, self.levels, *self.data_shape)
 
 
 class NADE(Autoregressive):
@@ -124,7 +128,7 @@ class NADE(Autoregressive):
         logits_t = torch.einsum("bth,tkh->bkt", h, self.V[self.order]) + self.b[self.order].T
         logits = torch.empty_like(logits_t)  # (B, K, D), back from chain-rule order to raster
         logits[:, :, self.order] = logits_t
-        return logits.view(B, self.levels, *self.shape)
+        return logits.view(B, self.levels, *self.data_shape)
 
 
 def _levels_batch(shape: tuple[int, ...], levels: int) -> Tensor:
@@ -135,19 +139,25 @@ def _levels_batch(shape: tuple[int, ...], levels: int) -> Tensor:
 @models.register_conformance("ar-histogram")
 def _tiny_histogram() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=Histogram(3, 3), x=_levels_batch((3,), 3), exact_log_prob=True
+        model=Histogram(3, 3), x=_levels_batch((3,), 3), exact_log_prob=True, checks_input=True
     )
 
 
 @models.register_conformance("ar-fvsbn")
 def _tiny_fvsbn() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=FVSBN((1, 4, 4), 3), x=_levels_batch((1, 4, 4), 3), exact_log_prob=True
+        model=FVSBN((1, 4, 4), 3),
+        x=_levels_batch((1, 4, 4), 3),
+        exact_log_prob=True,
+        checks_input=True,
     )
 
 
 @models.register_conformance("ar-nade")
 def _tiny_nade() -> models.ConformanceCase:
     return models.ConformanceCase(
-        model=NADE((1, 4, 4), 2, hidden=8), x=_levels_batch((1, 4, 4), 2), exact_log_prob=True
+        model=NADE((1, 4, 4), 2, hidden=8),
+        x=_levels_batch((1, 4, 4), 2),
+        exact_log_prob=True,
+        checks_input=True,
     )

@@ -86,6 +86,9 @@ class CausalTransformer(Autoregressive):
     Args:
         mask_fn: builds the attention mask, ``mask_fn(T, device) -> (T, T) bool``; the
             exercise of lecture 03 swaps in the student's.
+        num_start_tokens: how many distinct start tokens the embedding holds (ids
+            ``levels .. levels + num_start_tokens - 1``); a class-conditional prior
+            (``tokens.TokenPrior``) uses one per class, plus a null one.
     """
 
     def __init__(
@@ -98,10 +101,12 @@ class CausalTransformer(Autoregressive):
         dropout: float = 0.0,
         order: Tensor | None = None,
         mask_fn: Callable = causal_mask,
+        num_start_tokens: int = 1,
     ):
         super().__init__(shape, levels, order)
         D = self.num_dims
-        self.tok = nn.Embedding(levels + 1, d_model)  # token `levels` is the start token
+        # ids 0..levels-1 are values; id `levels` (and above) a start token
+        self.tok = nn.Embedding(levels + num_start_tokens, d_model)
         self.pos = nn.Parameter(torch.randn(D, d_model) * 0.02)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
@@ -129,7 +134,7 @@ class CausalTransformer(Autoregressive):
         logits_t = self.forward_tokens(self.tokens(k)).transpose(1, 2)  # (B, K, D), chain order
         logits = torch.empty_like(logits_t)
         logits[:, :, self.order] = logits_t  # back to raster positions
-        return logits.view(B, self.levels, *self.shape)
+        return logits.view(B, self.levels, *self.data_shape)
 
     @torch.no_grad()
     def sample(
@@ -138,7 +143,7 @@ class CausalTransformer(Autoregressive):
         """D sequential steps; ``use_cache=False`` re-runs the whole prefix at every step."""
         was_training = self.training
         self.eval()
-        dev = self.pos.device
+        dev = self.device
         D = self.num_dims
         tokens = torch.full((n, 1), self.levels, dtype=torch.long, device=dev)  # (n, 1) start
         caches = [{} for _ in self.blocks] if use_cache else None
@@ -152,7 +157,7 @@ class CausalTransformer(Autoregressive):
         self.train(was_training)
         x = torch.empty(n, D, dtype=torch.long, device=dev)
         x[:, self.order] = tokens[:, 1:]  # chain order -> raster positions
-        return self.from_levels(x.view(n, *self.shape))
+        return self.from_levels(x.view(n, *self.data_shape))
 
 
 @models.register_conformance("ar-transformer")
@@ -160,4 +165,4 @@ def _tiny_transformer() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 5, (4, 1, 3, 3), generator=g).float() / 4
     model = CausalTransformer((1, 3, 3), 5, d_model=16, n_head=2, n_layer=1)
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

@@ -106,7 +106,7 @@ class WaveNet(Autoregressive):
         only (what output t can see), not on the whole past. Returns (n, 1, T) in [0, 1]."""
         was_training = self.training
         self.eval()
-        T = length or self.shape[1]
+        T = length or self.data_shape[1]
         R = self.receptive_field
         k = torch.zeros(n, 1, T, dtype=torch.long, device=self.start.device)
         for t in range(T):
@@ -123,4 +123,4 @@ def _tiny_wavenet() -> models.ConformanceCase:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 16, (4, 1, 12), generator=g).float() / 15
     model = WaveNet(12, levels=16, channels=8, skip_channels=8, dilations=(1, 2))
-    return models.ConformanceCase(model=model, x=x, exact_log_prob=True)
+    return models.ConformanceCase(model=model, x=x, exact_log_prob=True, checks_input=True)

@@ -13,14 +13,28 @@ Conventions (each pinned by tests/test_data.py):
   1x28x28, 256 levels (60000 / 10000); ``cifar10``: 3x32x32, 256 levels (50000 / 10000).
 - Files are found in ``$COURSEKIT_DATA/<dataset>``, the repository's ``data/<dataset>``,
   ``/usr/share/datasets/<dataset>``, then ``$COURSEKIT_CACHE`` (``~/.cache/coursekit``);
-  downloads are sha256-checked and atomic (see ``images``). ``read_idx`` reads IDX files.
+  downloads are sha256-checked and atomic (``sources``). ``read_idx`` reads IDX files
+  (``idx``). Missing or broken data raise ``errors.CourseError`` subclasses
+  (``DataNotFoundError`` is also a ``FileNotFoundError``) whose message says what to do.
 - ``Batches(x, y=None, batch_size=..., device=...)`` keeps the data on the device and
   yields random ``(x, y_or_None)`` batches forever, one permutation per epoch.
+
+One file per concept: ``imageset`` (the ``ImageSet`` class), ``idx`` (the IDX file format),
+``sources`` (finding and downloading files), ``images`` (the image datasets), ``toy`` (2-D
+sets), ``sprites`` (a synthetic shapes set), ``audio`` (tones), ``batches`` (on-device batching).
 """
 
 # This file only re-exports (hence the file-wide noqa); one import line per data module.
 # ruff: noqa: F401
 from coursekit.data.batches import Batches
-from coursekit.data.images import ImageSet, cifar10, digits, fashion_mnist, mnist, read_idx
+from coursekit.data.idx import CorruptFileError, read_idx, write_idx
+from coursekit.data.images import cifar10, digits, fashion_mnist, mnist
+from coursekit.data.imageset import ImageSet
+from coursekit.data.sources import (
+    ChecksumMismatchError,
+    DataNotFoundError,
+    DownloadError,
+    IncompleteDownloadError,
+)
 from coursekit.data.sprites import shapes
 from coursekit.data.toy import TOY_NAMES, toy_2d

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from coursekit.data.images import ImageSet
+from coursekit.data.imageset import ImageSet
 
 
 class Batches:
@@ -79,6 +79,31 @@ class Batches:
         # drawn where the generator lives (CPU), then one small copy of N indices
         perm = torch.randperm(len(self.x), generator=self.generator, device=self.generator.device)
         return perm.to(self.device)
+
+    def state_dict(self) -> dict:
+        """Where the iterator stands: the generator, this epoch's order and the position in it.
+
+        ``load_state_dict`` of this dict on a ``Batches`` over the same data continues with
+        exactly the batches this one would have drawn next (``train.fit`` resumes with it).
+        """
+        return {
+            "generator": self.generator.get_state(),
+            "order": self._order.cpu(),
+            "pos": self._pos,
+            "epoch": self.epoch,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()``; the data must have the same number of examples."""
+        order = torch.as_tensor(state["order"])
+        if order.shape != (len(self.x),):
+            raise ValueError(
+                f"This state is for a data set of {order.numel()} examples, but these Batches "
+                f"hold {len(self.x)}: resume with the data the state was saved with."
+            )
+        self.generator.set_state(state["generator"])
+        self._order = order.to(self.device)
+        self._pos, self.epoch = int(state["pos"]), int(state["epoch"])
 
     def __len__(self) -> int:
         """Batches per epoch."""

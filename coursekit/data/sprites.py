@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from coursekit.data.images import ImageSet
+from coursekit.data.imageset import ImageSet
 
 SHAPE_NAMES = ["square", "ellipse", "triangle"]
 FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y")

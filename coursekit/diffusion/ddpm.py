@@ -172,18 +172,12 @@ class Diffusion(models.GenerativeModel):
         x0 = self.to_model_space(x)
         B = x0.shape[0]
         if t is None:
-            gen_device = generator.device if generator is not None else x0.device
-            t = torch.randint(
-                0, self.schedule.num_steps, (B,), generator=generator, device=gen_device
-            ).to(x0.device)
+            t = utils.randint(0, self.schedule.num_steps, (B,), x0, generator)
         if noise is None:
             noise = utils.randn(x0.shape, x0, generator)
         if y is not None and self.p_uncond > 0:
             # label dropout: the same network learns p(x | y) and p(x) (Ho & Salimans, 2022)
-            gen_device = generator.device if generator is not None else y.device
-            drop = (
-                torch.rand(B, generator=generator, device=gen_device).to(y.device) < self.p_uncond
-            )
+            drop = utils.rand((B,), y, generator) < self.p_uncond
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         x_t = q_sample(x0, t, self.schedule, eps=noise)
         out = self.net_output(x_t, t, y)
@@ -213,7 +207,7 @@ class Diffusion(models.GenerativeModel):
         prediction is ε_uncond + s (ε_cond − ε_uncond) (s = 1: plain conditional).
         ``x_T`` fixes the initial noise (to compare samplers on the same start).
         """
-        device = self.schedule.betas.device
+        device = self.device
         if x_T is None:
             x_T = utils.randn((n, *self.data_shape), torch.empty(0, device=device), generator)
         if y is not None and guidance_scale is not None and guidance_scale != 1.0:

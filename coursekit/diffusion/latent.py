@@ -34,6 +34,7 @@ class LatentDiffusion(models.GenerativeModel):
             )
         self.autoencoder = autoencoder.requires_grad_(False)
         self.diffusion = diffusion
+        self.data_shape = tuple(autoencoder.data_shape)
         d = diffusion.data_shape[0]
         self.register_buffer("z_mean", torch.zeros(d))
         self.register_buffer("z_std", torch.ones(d))

@@ -66,6 +66,8 @@ class ScoreModel(models.GenerativeModel):
     ):
         super().__init__()
         self.net = net
+        # vector data (B, D): D is the width of the net's input layer
+        self.data_shape = (net.inp.in_features,) if hasattr(net, "inp") else None
         self.register_buffer("sigmas", torch.as_tensor(sigmas, dtype=torch.float32))
         self.steps_per_level = steps_per_level
         self.step_scale = step_scale
@@ -92,11 +94,8 @@ class ScoreModel(models.GenerativeModel):
     ) -> dict[str, Tensor]:
         """Denoising score matching over a level drawn uniformly per example (Song & Ermon, eq. 6)."""
         B = x.shape[0]
-        gen_device = generator.device if generator is not None else x.device
         if i is None:
-            i = torch.randint(0, len(self.sigmas), (B,), generator=generator, device=gen_device).to(
-                x.device
-            )
+            i = utils.randint(0, len(self.sigmas), (B,), x, generator)
         if noise is None:
             noise = utils.randn(x.shape, x, generator)
         sigma = self.sigmas[i].view(-1, *([1] * (x.ndim - 1)))
@@ -116,10 +115,9 @@ class ScoreModel(models.GenerativeModel):
     ) -> Tensor:
         """Annealed Langevin dynamics from N(0, σ_max² I); returns (n, D)."""
         if x_init is None:
-            D = self.net.inp.in_features if hasattr(self.net, "inp") else None
-            if D is None:
+            if self.data_shape is None:
                 raise ValueError("Pass x_init: the data dimension cannot be read from the net.")
-            x_init = utils.randn((n, D), self.sigmas, generator) * self.sigmas[0]
+            x_init = utils.randn((n, *self.data_shape), self.sigmas, generator) * self.sigmas[0]
         return annealed_langevin(
             self.score,
             self.sigmas,

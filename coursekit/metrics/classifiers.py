@@ -105,9 +105,9 @@ def classifier(name: str, device: torch.device | str = "cpu") -> Classifier:
     return _load_classifier(name, str(torch.device(device)))
 
 
-def _device_of(x) -> torch.device:
-    """Where a tensor or an ImageSet lives: the classifier runs there."""
-    return x.images.device if hasattr(x, "images") else torch.as_tensor(x).device
+def _where(x) -> str:
+    # the classifier runs where the images live (a tensor's or an ImageSet's .device)
+    return str(torch.device(getattr(x, "device", "cpu")))
 
 
 def _prepare_images(x, net: Classifier, what: str) -> Tensor:
@@ -135,7 +135,7 @@ def _prepare_images(x, net: Classifier, what: str) -> Tensor:
 @torch.no_grad()
 def classifier_features(x: Tensor, classifier: str = "digits", batch_size: int = 1000) -> Tensor:
     """Penultimate-layer features (N, feature_dim), float64 on CPU, of images (N, 1, S, S)."""
-    net = _load_classifier(classifier, str(_device_of(x)))
+    net = _load_classifier(classifier, _where(x))
     x = _prepare_images(x, net, "images")
     return torch.cat([net.features(b).double().cpu() for b in x.split(batch_size)])
 
@@ -149,7 +149,7 @@ def classifier_accuracy(
     Judges class-conditional samples: compare with the classifier's test accuracy
     (``classifier_info(name)["test_accuracy"]``), the value for real images.
     """
-    net = _load_classifier(classifier, str(_device_of(samples)))
+    net = _load_classifier(classifier, _where(samples))
     x = _prepare_images(samples, net, "samples")
     preds = torch.cat([net(b).argmax(dim=1) for b in x.split(batch_size)])
     return float((preds.cpu() == torch.as_tensor(labels).cpu()).float().mean())

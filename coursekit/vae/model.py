@@ -10,7 +10,9 @@ The networks are passed in; the objective wraps them::
 
 Conventions: data x in [0, 1]; prior p(z) = N(0, I); q(z | x) = N(mu, diag(exp(logvar))).
 Every ELBO, KL and log-likelihood is in nats per example, shape (B,); bits/dim is
--value / (D ln 2) with D = prod(x_shape).
+-value / (D ln 2) with D = prod(x_shape) (``metrics.bits_per_dim``). ``loss`` logs it as
+``"bpd"`` when the likelihood is a mass (``likelihood.discrete``) and as ``"bpd_continuous"``
+when it is a density, whose figure is not a discrete bits/dim (see ``coursekit.likelihoods``).
 
     log p(x)  = ELBO(x) + KL(q(z|x) || p(z|x))                         (Kingma & Welling, eq. 1)
     ELBO(x)   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                   (Kingma & Welling, eq. 3)
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 
 from coursekit import models, utils
 from coursekit.likelihoods import Likelihood
+from coursekit.metrics import units
 
 
 def kl_std_normal(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -95,7 +98,7 @@ class VAE(models.GenerativeModel):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
-        self.x_shape = tuple(x_shape)
+        self.data_shape = tuple(x_shape)
         self.beta = beta
         self.kl_warmup = kl_warmup
         self.free_bits = free_bits
@@ -104,7 +107,7 @@ class VAE(models.GenerativeModel):
     @property
     def dims(self) -> int:
         """D, the number of data dimensions (the denominator of bits/dim)."""
-        return math.prod(self.x_shape)
+        return math.prod(self.data_shape)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The mean and log-variance of q(z | x), each (B, latent_dim)."""
@@ -115,7 +118,7 @@ class VAE(models.GenerativeModel):
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """The parameters of p(x | z), (B, *param_shape)."""
         params = self.decoder(z)
-        return params.view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return params.view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     def elbo(
         self,
@@ -126,6 +129,7 @@ class VAE(models.GenerativeModel):
         generator: torch.Generator | None = None,
     ) -> ElboTerms:
         """The ELBO's two terms with one reparameterized sample (``eps``: (B, latent_dim))."""
+        models.check_data(self, x)
         mu, logvar = self.encode(x, y)
         if eps is None:
             eps = utils.randn(mu.shape, mu, generator)
@@ -144,7 +148,8 @@ class VAE(models.GenerativeModel):
     def loss(
         self, x: Tensor, y: Tensor | None = None, *, eps: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """'loss': -(recon - weight * KL), batch mean; logs elbo, recon, kl (nats), bpd."""
+        """'loss': -(recon - weight * KL), batch mean; logs elbo, recon, kl (nats) and -ELBO in
+        bits/dim, as "bpd" for a discrete likelihood, "bpd_continuous" for a density."""
         terms = self.elbo(x, y, eps=eps)
         kl_term = terms.kl.mean()
         if self.free_bits > 0:
@@ -154,12 +159,13 @@ class VAE(models.GenerativeModel):
         if self.training:
             self.num_updates += 1
         elbo = terms.elbo.mean()
+        bpd_key = "bpd" if self.likelihood.discrete else "bpd_continuous"
         return {
             "loss": -terms.recon.mean() + weight * kl_term,
             "elbo": elbo.detach(),
             "recon": -terms.recon.mean().detach(),  # logged as a cost: -E_q log p(x|z)
             "kl": terms.kl.mean().detach(),
-            "bpd": (-elbo / (self.dims * math.log(2))).detach(),
+            bpd_key: units.bits_per_dim(-elbo.detach(), self.dims),
         }
 
     def log_weights(
@@ -176,6 +182,7 @@ class VAE(models.GenerativeModel):
 
         ``eps`` (k, B, latent_dim) fixes the noise; ``chunk`` bounds the decoder batch size.
         """
+        models.check_data(self, x)
         B = len(x)
         mu, logvar = self.encode(x, y)  # (B, D_z)
         if eps is None:
@@ -226,8 +233,7 @@ class VAE(models.GenerativeModel):
         return torch.cat(parts)
 
     def _prior_sample(self, n: int, generator: torch.Generator | None) -> Tensor:
-        like = next(self.parameters())
-        return utils.randn((n, self.latent_dim), like, generator)
+        return utils.randn((n, self.latent_dim), self.device, generator)
 
     @torch.no_grad()
     def sample(
@@ -295,7 +301,7 @@ class ConditionalVAE(VAE):
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         params = self.decoder(torch.cat([z, self._one_hot(y, z)], 1))  # (B, D_z + K) in
-        return params.view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return params.view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     @torch.no_grad()
     def sample(
@@ -334,13 +340,13 @@ class Autoencoder(nn.Module):
         self.decoder = decoder
         self.likelihood = likelihood
         self.latent_dim = latent_dim
-        self.x_shape = tuple(x_shape)
+        self.data_shape = tuple(x_shape)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.encoder(x).view(len(x), self.latent_dim)
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.decoder(z).view(len(z), *self.likelihood.param_shape(self.x_shape))
+        return self.decoder(z).view(len(z), *self.likelihood.param_shape(self.data_shape))
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         recon = -self.likelihood.log_prob(self.decode(self.encode(x)), x).mean()
@@ -388,7 +394,9 @@ def _tiny_vae() -> models.ConformanceCase:
     encoder, decoder = _tiny_nets(64, 2, 2 * 64)
     model = VAE(encoder, decoder, DiscretizedLogistic(17), latent_dim=2, x_shape=(1, 8, 8))
     x = torch.randint(0, 17, (4, 1, 8, 8), generator=gen).float() / 16
-    return models.ConformanceCase(model=model, x=x, y=None, data_range=(0.0, 1.0))
+    return models.ConformanceCase(
+        model=model, x=x, y=None, data_range=(0.0, 1.0), checks_input=True
+    )
 
 
 @models.register_conformance("cvae-mlp")
@@ -404,4 +412,4 @@ def _tiny_cvae() -> models.ConformanceCase:
     )
     x = (torch.rand(4, 1, 8, 8, generator=gen) > 0.5).float()
     y = torch.tensor([0, 1, 2, 1])
-    return models.ConformanceCase(model=model, x=x, y=y, data_range=(0.0, 1.0))
+    return models.ConformanceCase(model=model, x=x, y=y, data_range=(0.0, 1.0), checks_input=True)
