@@ -12,3 +12,8 @@ from __future__ import annotations
 
 class CourseError(Exception):
     """An expected, fixable problem; the message says what to do."""
+
+
+class CheckpointError(CourseError, ValueError):
+    """A training checkpoint is damaged, missing or from another model; the message names the
+    file and says what to do (resume from its ``.prev``, delete it, or restore it)."""

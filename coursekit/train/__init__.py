@@ -4,15 +4,17 @@
   ``loss(x, y)``, or trains itself with ``train_step`` (``Adversarial``);
 - ``history``: ``History``, what ``fit`` returns (logged terms, seconds, the EMA model);
 - ``ema``: ``EMA``, the exponential moving average of a model's parameters;
-- ``checkpoint``: verified, atomic checkpoints that resume a run bit for bit;
+- ``checkpoint``: verified, atomic checkpoints that resume a run bit for bit, never a
+  poisoned one (``load_checkpoint(path)`` reads one, checked);
 - ``batching``: where the batches come from and how their position is saved;
 - ``live_plot``: the loss curves redrawn in Jupyter while training.
 
 Import the package, not its modules: ``from coursekit import train; train.fit(...)``.
 """
 
+from coursekit.train.checkpoint import load_checkpoint
 from coursekit.train.ema import EMA
 from coursekit.train.history import History
 from coursekit.train.loop import fit
 
-__all__ = ["EMA", "History", "fit"]
+__all__ = ["EMA", "History", "fit", "load_checkpoint"]

@@ -19,13 +19,21 @@ What ``fit`` does each step (default path):
 5. every ``log_every`` steps copies the logged terms to the host (the only GPU sync),
    stops with a :class:`FloatingPointError` if any was NaN or infinite, and shows the
    latest values in the progress bar;
-6. every ``checkpoint_every`` steps and at the end, writes a checkpoint atomically.
+6. every ``checkpoint_every`` steps and at the end, writes a checkpoint atomically, unless
+   a parameter or optimizer statistic is NaN or infinite (then it stops, keeping the last
+   good checkpoint).
 
 Checkpoints hold the model, optimizer, EMA, step, history and the random state (the data
 order and torch's global RNG), so resuming an interrupted run gives the same parameters
 as an uninterrupted one, bit for bit on the same machine. ``fit`` resumes by itself when
-the checkpoint file exists. Exact resumption needs data given as a tensor, a tuple or an
-``ImageSet``; an iterator of batches restarts from wherever it is.
+the checkpoint file exists, from ``<checkpoint>.prev`` if that file is damaged (see
+``train/checkpoint.py``). Exact resumption needs data given as a tensor, a tuple or an
+``ImageSet``; an iterator of batches restarts from wherever it is. The learning rate of
+the resumed call replaces the saved one, so a diverged run can resume with a lower ``lr``.
+
+A model with a ``train_step((x, y), step) -> dict`` method (``train.Adversarial``, a GAN's
+two players) trains itself: ``fit`` calls it instead of the default step, and still loops,
+logs, guards and checkpoints (its ``state_dict`` holds its optimizers and counters).
 
 EMA: ``History.ema`` is an :class:`EMA` (``None`` without ``ema=``); ``history.ema.module``
 is the averaged copy of the model (sample from it), ``history.ema.copy_to(model)`` loads
@@ -37,7 +45,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -95,7 +103,7 @@ def fit(
             unused. If it has ``state_dict``/``load_state_dict`` (e.g. a class holding its
             optimizers), they are checkpointed too.
         checkpoint: a ``.pt`` path: resume from it if it exists, save to it every
-            ``checkpoint_every`` steps and at the end.
+            ``checkpoint_every`` steps and at the end (the previous one becomes ``.prev``).
         live_plot: in Jupyter, redraw the loss curves while training (at most once a second).
         log_every: steps between copies of the logged values to the host, NaN checks and
             progress-bar updates. Default: 1 on CPU, 10 on GPU (each copy is a GPU sync).
@@ -104,30 +112,39 @@ def fit(
         device: default ``utils.device()``.
 
     Raises:
-        FloatingPointError: a logged term became NaN or infinite (names the step and values).
-        ValueError: the checkpoint was saved from a different model.
+        FloatingPointError: a logged term, a parameter or an optimizer statistic became NaN or
+            infinite (names the step and the term; the last good checkpoint is kept).
+        CheckpointError: the checkpoint (and its ``.prev``) is damaged, or was saved from a
+            different model (a ``ValueError``); the message says what to do.
     """
     if steps < 0 or checkpoint_every < 1 or (log_every is not None and log_every < 1):
         raise ValueError(
             f"Need steps >= 0, checkpoint_every >= 1 and log_every >= 1 (or None); "
             f"got {steps=}, {checkpoint_every=}, {log_every=}."
         )
+    trains_itself = hasattr(model, "train_step")
+    if trains_itself:
+        _check_self_training(model, optimizer, clip_grad, ema, amp, step_fn)
     dev = torch.device(device) if device is not None else utils.device()
     model.to(dev)
     batches = batching.batches_from(data, batch_size, dev, generator)
-    if step_fn is None and optimizer is None:
+    if step_fn is None and optimizer is None and not trains_itself:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     averaged = EMA(model, ema) if ema is not None else None
-    history = History(ema=averaged)
+    history = History(ema=getattr(model, "ema", None) if trains_itself else averaged)
     log_every = log_every or (10 if dev.type == "cuda" else 1)
     parts = checkpoints.Parts(model, optimizer, averaged, step_fn, batches)
 
-    start = 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        start = checkpoints.load(checkpoint, parts, history)
-        print(f"Resumed from {checkpoint} at step {start}/{steps}.")
-        if start >= steps:
-            return history
+    start, good = 0, None  # good: (file, step) of the last good checkpoint on disk
+    if checkpoint is not None:
+        found = checkpoints.find(checkpoint)  # also removes leftovers of interrupted writes
+        if found is not None:
+            state, source = found
+            start = checkpoints.restore(state, source, parts, history)
+            good = (source, start)
+            print(f"Resumed from {source} at step {start}/{steps}.")
+            if start >= steps:
+                return history
 
     was_training = model.training
     model.train()
@@ -135,10 +152,13 @@ def fit(
     bar = tqdm(total=steps, initial=start, disable=not progress, dynamic_ncols=True)
     plotter = LivePlot() if live_plot else None
     session_start, seconds_before = time.perf_counter(), history.seconds
+    describe = getattr(model, "describe_term", None)
     try:
         for step in range(start + 1, steps + 1):
             x, y = next(batches)
-            if step_fn is None:
+            if trains_itself:
+                terms = model.train_step((x, y), step)
+            elif step_fn is None:
                 terms = _default_step(model, x, y, optimizer, clip_grad, amp, dev)
             else:
                 terms = step_fn(model, (x, y), step)
@@ -148,7 +168,8 @@ def fit(
 
             save_now = checkpoint is not None and (step % checkpoint_every == 0 or step == steps)
             if step % log_every == 0 or step == steps or save_now:
-                _flush(pending, history)  # raises FloatingPointError before a bad checkpoint
+                # raises FloatingPointError before a bad checkpoint is written
+                _flush(pending, history, describe, _kept(checkpoint, good))
                 pending.clear()
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.logs.items()}, refresh=False)
@@ -156,11 +177,58 @@ def fit(
                     plotter.update(history, final=step == steps)
             history.seconds = seconds_before + time.perf_counter() - session_start
             if save_now:
-                checkpoints.save(checkpoint, parts, step, history)
+                try:
+                    checkpoints.save(checkpoint, parts, step, history)
+                except checkpoints.NonFiniteStateError as err:
+                    raise FloatingPointError(
+                        f"Training diverged by step {step}: {err.where} is NaN or infinite "
+                        "although every logged term was finite (an infinite gradient, e.g. "
+                        "from sqrt or log at 0, turns Adam's parameters into NaN). "
+                        "Nothing was saved." + _kept(checkpoint, good) + _ADVICE
+                    ) from None
+                good = (os.fspath(checkpoint), step)
     finally:
         bar.close()
         model.train(was_training)
     return history
+
+
+_ADVICE = (
+    " Try a lower learning rate (lr), gradient clipping (clip_grad=1.0), "
+    "or check the loss for log(0), sqrt(0), division by zero or exp overflow."
+)
+
+
+def _kept(checkpoint: str | os.PathLike | None, good: tuple[str, int] | None) -> str:
+    """What a diverged run left on disk, and how to resume from it."""
+    if checkpoint is None:
+        return ""
+    if good is None:
+        return " No checkpoint was written before this (a rerun starts from scratch)."
+    source, step = good
+    return (
+        f" The last good checkpoint was kept: {source} (step {step}). Rerun fit with "
+        f"checkpoint={os.fspath(checkpoint)!r} to resume from it; the lr of the rerun "
+        "replaces the saved one."
+    )
+
+
+def _check_self_training(model, optimizer, clip_grad, ema, amp, step_fn) -> None:
+    # a model with train_step (train.Adversarial) owns its optimizers, clipping, EMA, AMP
+    given = {
+        "optimizer": optimizer is not None,
+        "clip_grad": clip_grad is not None,
+        "ema": ema is not None,
+        "amp": amp,
+        "step_fn": step_fn is not None,
+    }
+    if any(given.values()):
+        names = ", ".join(k for k, v in given.items() if v)
+        raise ValueError(
+            f"{type(model).__name__} does its own training step, so fit() does not take "
+            f"{names}; give them to {type(model).__name__} itself (e.g. its g_opt/d_opt, "
+            "clip_grad, ema_decay and amp arguments)."
+        )
 
 
 def _default_step(
@@ -201,7 +269,12 @@ def _detach_terms(terms: dict[str, Any], step: int, dev: torch.device) -> dict[s
     return out
 
 
-def _flush(pending: list[tuple[int, dict[str, Tensor]]], history: History) -> None:
+def _flush(
+    pending: list[tuple[int, dict[str, Tensor]]],
+    history: History,
+    describe: Callable[[str], str] | None = None,
+    kept: str = "",
+) -> None:
     """Copy the pending terms to the host (one sync), check them, append them to the history."""
     if not pending:
         return
@@ -216,10 +289,11 @@ def _flush(pending: list[tuple[int, dict[str, Tensor]]], history: History) -> No
     for (step, _), row in zip(pending, values):
         if not all(math.isfinite(v) for v in row):
             described = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, row))
+            if describe is not None:  # e.g. "d_gp: the critic's gradient penalty"
+                bad = [describe(n) for n, v in zip(names, row) if not math.isfinite(v)]
+                described += " (not finite: " + "; ".join(bad) + ")"
             raise FloatingPointError(
-                f"Training diverged at step {step}: {described}. "
-                "Try a lower learning rate (lr), gradient clipping (clip_grad=1.0), "
-                "or check the loss for log(0), division by zero or exp overflow."
+                f"Training diverged at step {step}: {described}." + kept + _ADVICE
             )
         history.steps.append(step)
         for name, v in zip(names, row):
