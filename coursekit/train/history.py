@@ -15,7 +15,8 @@ class History:
     ``steps``: the step numbers (1-based: step k is the k-th update).
     ``logs``: term name -> one float per entry of ``steps`` (``"loss"``, ``"kl"``, ...).
     ``seconds``: wall-clock training time, summed over resumed sessions.
-    ``ema``: the :class:`EMA` of the parameters when ``fit(..., ema=decay)``, else ``None``.
+    ``ema``: the :class:`EMA` of the parameters when ``fit(..., ema=decay)`` (of the generator
+    for an ``Adversarial(..., ema_decay=decay)``), else ``None``.
     """
 
     steps: list[int] = field(default_factory=list)

@@ -2,8 +2,8 @@
 
 The trainer knows nothing about the model: each step it calls ``model.loss(x, y)``,
 minimizes the ``"loss"`` entry and logs every other entry. Algorithms that need their
-own step (a GAN's two optimizers) pass ``step_fn``; ``fit`` then only loops, logs,
-guards against NaNs and checkpoints::
+own step (a GAN's two optimizers: ``train.Adversarial``) bring it; ``fit`` then only
+loops, logs, guards against NaNs and checkpoints::
 
     history = train.fit(model, data.toy_2d("moons", 4096), steps=utils.pick(smoke=30, cpu=3000, gpu=20000))
     history.plot()
@@ -88,7 +88,8 @@ def fit(
 
     Args:
         model: has ``loss(x, y) -> dict[str, Tensor]``; ``"loss"`` (a scalar) is minimized,
-            every other scalar entry is logged. Moved to ``device``.
+            every other scalar entry is logged. Or it has ``train_step((x, y), step) -> dict``
+            (``train.Adversarial``) and updates itself. Moved to ``device``.
         data: a Tensor ``(N, ...)`` (``y`` is then ``None``), a tuple ``(x, y)``, an
             ``ImageSet`` (float images in [0, 1] with their labels), or any iterable of
             ``(x, y)`` batches (used as given: ``batch_size`` and ``generator`` are ignored).
@@ -99,8 +100,9 @@ def fit(
         ema: decay of an exponential moving average of the parameters (``History.ema``).
         amp: bf16 autocast on CUDA (no effect on CPU).
         step_fn: ``step_fn(model, (x, y), step) -> dict`` doing a whole training step
-            itself (its own optimizers); ``optimizer``, ``lr``, ``clip_grad``, ``amp`` are then
-            unused. If it has ``state_dict``/``load_state_dict`` (e.g. a class holding its
+            itself (its own optimizers; for two players use ``train.Adversarial`` instead, it
+            has AMP, clipping and a generator-only EMA); ``optimizer``, ``lr``, ``clip_grad``,
+            ``amp`` are then unused. If it has ``state_dict``/``load_state_dict`` (e.g. a class holding its
             optimizers), they are checkpointed too.
         checkpoint: a ``.pt`` path: resume from it if it exists, save to it every
             ``checkpoint_every`` steps and at the end (the previous one becomes ``.prev``).
