@@ -249,7 +249,8 @@ _run({path!r})
 def test_sigkill_during_a_checkpoint_write_resumes_bit_for_bit(tmp_path, reference, capsys):
     path = tmp_path / "run.pt"
     script = CHILD.format(tests=os.path.dirname(__file__), path=str(path))
-    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's coursekit
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert child.returncode == -9, child.stderr
