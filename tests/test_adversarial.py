@@ -312,3 +312,35 @@ def test_lecture_01_critic_training_is_the_critic_only_step_bit_for_bit():
             trace.estimates[-1]
             == bound(loop(x_p_eval).reshape(-1), loop(x_q_eval).reshape(-1)).item()
         )
+
+
+def test_the_amp_path_runs_under_a_real_bf16_autocast(monkeypatch):
+    """On CPU utils.autocast is a no-op; here it is CPU bf16 autocast, as on CUDA."""
+    from coursekit import utils
+
+    def bf16(dev, enabled=True):
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+    monkeypatch.setattr(utils, "autocast", bf16)
+    seen = []
+
+    def d_loss(d_real, d_fake):
+        seen.append((d_real.dtype, d_fake.dtype))
+        return d_gan(d_real, d_fake)
+
+    def run(amp):
+        torch.manual_seed(0)
+        g, d = Affine(), nn.Sequential(nn.Linear(1, 16), nn.SiLU(), nn.Linear(16, 1))
+        gan = train.Adversarial(
+            g, d, g_nonsaturating, d_loss, g_opt=torch.optim.Adam(g.parameters(), 1e-2),
+            d_opt=torch.optim.Adam(d.parameters(), 1e-2), noise=train.gaussian_noise(1),
+            gradient_penalty=_wgan_gp, clip_grad=1.0, ema_decay=0.9, amp=amp,
+        )  # fmt: skip
+        return gan, _fit(gan, steps=20)
+
+    (gan, mixed), (_, plain) = run(amp=True), run(amp=False)
+    assert seen[0] == (torch.float32, torch.float32)  # the losses see float32 outputs
+    assert all(p.dtype == torch.float32 for p in gan.parameters())
+    assert all(all(map(torch.isfinite, map(torch.tensor, v))) for v in mixed.logs.values())
+    assert mixed.logs["d_loss"] != plain.logs["d_loss"]  # bf16 was really used
+    assert mixed.final("d_loss", last=5) == pytest.approx(plain.final("d_loss", last=5), abs=0.1)
