@@ -90,7 +90,8 @@ def save(path: str | os.PathLike, parts: Parts, step: int, history: History) -> 
         "torch_rng": torch.get_rng_state(),  # for models that draw noise from the global RNG
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
     }
-    where = first_non_finite(state)
+    # the logged history was checked as it was logged (fit's guard); check everything else
+    where = first_non_finite({k: v for k, v in state.items() if k != "history"})
     if where is not None:
         raise NonFiniteStateError(where)
     write(state, path)
