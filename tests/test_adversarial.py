@@ -344,3 +344,9 @@ def test_the_amp_path_runs_under_a_real_bf16_autocast(monkeypatch):
     assert all(all(map(torch.isfinite, map(torch.tensor, v))) for v in mixed.logs.values())
     assert mixed.logs["d_loss"] != plain.logs["d_loss"]  # bf16 was really used
     assert mixed.final("d_loss", last=5) == pytest.approx(plain.final("d_loss", last=5), abs=0.1)
+
+
+def test_the_progress_bar_shows_both_players(capsys):
+    train.fit(_gan(), _data(), steps=3, batch_size=16, device=CPU)
+    bar = capsys.readouterr().err
+    assert "3/3" in bar and "d_loss=" in bar and "g_loss=" in bar
