@@ -302,7 +302,7 @@ plt.show()
 # so they train on a geometric ladder $\sigma_1 > \dots > \sigma_L$ and sample with *annealed*
 # Langevin dynamics, $x \leftarrow x + \tfrac{a}{2} s_\theta(x, \sigma_i) + \sqrt{a}\, z$,
 # at each level in turn with $a \propto \sigma_i^2$ (`score.annealed_langevin`, which calls
-# `coursekit.samplers.langevin`). `score.ScoreModel` is that noise-conditional score network.
+# `coursekit.solvers.langevin`). `score.ScoreModel` is that noise-conditional score network.
 
 # %%
 SCORE_STEPS = utils.pick(smoke=30, cpu=3000, gpu=10000)

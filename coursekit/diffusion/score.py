@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from coursekit import models, samplers, utils
+from coursekit import models, solvers, utils
 from coursekit.diffusion.schedules import NoiseSchedule
 
 
@@ -141,17 +141,17 @@ def annealed_langevin(
     """Song & Ermon's Algorithm 1: Langevin at each level with step α_i = ε σ_i² / σ_L².
 
     ``score(x, i)`` is the score at level ``sigmas[i]``; ``step_scale`` is ε. Each level runs
-    ``samplers.langevin``, whose update x + a s(x) + sqrt(2a) z is theirs with a = α_i / 2.
+    ``solvers.langevin``, whose update x + a s(x) + sqrt(2a) z is theirs with a = α_i / 2.
     """
     for i in range(len(sigmas)):
         alpha = step_scale * float(sigmas[i] / sigmas[-1]) ** 2
-        x = samplers.langevin(
-            lambda x_, i=i: score(x_, i),
+        x = solvers.langevin(
             x,
+            score=lambda x_, i=i: score(x_, i),
             step_size=alpha / 2,
-            steps=steps_per_level,
+            num_steps=steps_per_level,
             generator=generator,
-        ).x
+        )
     return x
 
 
