@@ -168,6 +168,11 @@ class VPPath(AffinePath):
         ab = self._alpha_bar(t)
         return ab.sqrt(), (1 - ab).sqrt()
 
+    def v_to_eps(self, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
+        """ε = σ_t x_t + α_t v: with α² + σ² = 1, rotating (x_t, v) back by the angle of ᾱ_t."""
+        alpha, sigma = self._ab(t, x_t)
+        return sigma * x_t + alpha * v
+
     def _alpha_bar(self, t: Tensor) -> Tensor:
         table = self.schedule.alpha_bar
         if not t.is_floating_point():
@@ -179,6 +184,9 @@ class VPPath(AffinePath):
         """λ(t) interpolated linearly in the table, and dλ/dt on t's segment (float32)."""
         lam_table = self.schedule.log_snr()  # (T,)
         T = len(lam_table)
+        if not t.is_floating_point():  # table entries; the segment to the right (left at T-1)
+            i = t.clamp(max=T - 2)
+            return lam_table[t], lam_table[i + 1] - lam_table[i]
         if ((t < 0) | (t > T - 1)).any():
             raise ValueError(f"A continuous time t must lie in [0, {T - 1}] for this schedule.")
         i = t.floor().long().clamp(max=T - 2)  # the segment [i, i + 1]
@@ -186,7 +194,7 @@ class VPPath(AffinePath):
         return lam_table[i] + (t.to(slope.dtype) - i) * slope, slope
 
     def derivatives(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        lam, d_lam = self._log_snr(t.to(self.schedule.alpha_bar.device).float())
+        lam, d_lam = self._log_snr(t.to(self.schedule.alpha_bar.device))
         ab = torch.sigmoid(lam)
         # α = sigmoid(λ)^(1/2): dα/dλ = α (1 − ᾱ) / 2; σ = sigmoid(−λ)^(1/2): dσ/dλ = −σ ᾱ / 2
         return 0.5 * ab.sqrt() * (1 - ab) * d_lam, -0.5 * (1 - ab).sqrt() * ab * d_lam

@@ -117,6 +117,9 @@ def test_continuous_vp_time_agrees_with_the_table_at_the_integers():
     # equal to the float32 tables' precision (1 − ᾱ near t = 0 keeps ~3 digits in float32)
     torch.testing.assert_close(a_float.double(), a_int.double(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(s_float.double(), s_int.double(), rtol=2e-3, atol=1e-6)
+    # at an integer the derivative is the right-hand one, whatever the dtype of t
+    for got, expected in zip(path.derivatives(t), path.derivatives(t.double())):
+        torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-7)
     # between two entries, the noise grows monotonically
     a_mid, _ = path.coefficients(torch.tensor([17.25, 17.5, 17.75]))
     assert a_int[2] > a_mid[0] > a_mid[1] > a_mid[2] > path.coefficients(torch.tensor(18))[0]
