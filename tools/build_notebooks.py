@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\n*** {path.relative_to(ROOT)} had been edited by hand. Nothing is lost: the edited "
             f"file is now {kept.relative_to(ROOT)}, and {path.relative_to(ROOT)} is regenerated. "
             "Work in workspace/ (`make workspace` copies the student notebooks there once; no "
-            "build step writes into it). ***",
+            "build step overwrites anything there). ***",
             file=sys.stderr,
         )
     return 0

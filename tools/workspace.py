@@ -1,8 +1,8 @@
 """Your own copies of the student notebooks, in ``workspace/``: the one place to write answers.
 
 ``notebooks/`` holds the generated student notebooks, which ``make notebooks`` rewrites
-whenever a lecture changes. ``workspace/`` is yours: no build step writes into it (git
-ignores it). This script:
+whenever a lecture changes. ``workspace/`` is yours: no build step overwrites anything in it
+(git ignores it). This script:
 
 - copies each student notebook ``notebooks/NN_topic.ipynb`` to ``workspace/NN_topic.ipynb``
   if it is not there yet; a notebook already in ``workspace/`` is never overwritten, so a
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(notebooks / f"{name}.ipynb", tmp)
         tmp.replace(mine)  # a whole notebook or none, even if interrupted
         print(f"copied {name}.ipynb to {mine.relative_to(workspace.parent)}")
-    print(f"your notebooks: {workspace}/ (yours to edit; no build step writes there)")
+    print(f"your notebooks: {workspace}/ (yours to edit; no build step overwrites anything there)")
     return 0
 
 
