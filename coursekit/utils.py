@@ -88,9 +88,9 @@ def threads() -> int:
     """The CPU threads torch should use: ``COURSEKIT_THREADS`` if set, else torch's own count
     if ``OMP_NUM_THREADS`` is set, else half the cores (at least 1).
 
-    Half, because on a 2-core laptop two threads make training about 10 times slower as soon
-    as anything else runs (a browser, a second notebook), while one thread costs little when
-    the machine is idle; the README has the measured numbers (benchmarks/bench_threads.py).
+    Half, because on a 2-core machine two threads made training about 4 times slower as soon
+    as one other process ran (a browser, a second notebook), while one thread cost nothing
+    when the machine was idle; the README has the numbers (benchmarks/bench_threads.py).
     """
     requested = os.environ.get("COURSEKIT_THREADS", "").strip()
     if requested:
