@@ -7,6 +7,7 @@
   ``coursekit.solvers``, classifier-free guidance, over plain callables;
 - ``score``: denoising score matching and annealed Langevin dynamics on 2-D toys;
 - ``latent``: diffusion in an autoencoder's latent space.
+- ``controlnet`` (a frozen model steered by a control) and ``editing`` (SDEdit, inpainting).
 
 Convention (Ho et al., 2020): ``x_0`` is data, large ``t`` is noise.
 """
