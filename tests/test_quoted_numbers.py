@@ -9,8 +9,8 @@ rounded as quoted:
 
 - tolerance: half a unit of the last digit quoted (``about 5.8`` holds for 5.75 to 5.85,
   ``36%`` for 0.355 to 0.365), plus 1e-9 for floating-point ties;
-- ``rel=``: quotes of wall-clock times (which vary from run to run by 10% on the same
-  machine, and are quoted as "about") hold within that fraction of the quoted value;
+- ``rel=``: wall-clock times, quoted as "about", hold within that fraction of the quoted
+  value (10%: the README's two recorded runs agreed that closely on an idle machine);
 - ``op="<="``: a bound ("within 1e-4 bits/dim") holds when the value is at most the number.
 
 Changing a recorded number without the text, or the text without the number, fails here;
