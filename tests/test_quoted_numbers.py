@@ -127,7 +127,7 @@ QUOTES = [
     Quote("README", G, "fcd_guided_best_over_unconditional", "best guidance FCD 0.32×"),
     Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
     Quote("README", G, "classifier_accuracy_unconditional", "against 0.09 |"),
-    Quote("README", G, "seconds", "| 135 s |", rel=0.1, field="seconds"),
+    Quote("README", G, "seconds", "| 135 s before ControlNet", rel=0.1, field="seconds"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
