@@ -126,7 +126,7 @@ QUOTES = [
     Quote("README", G, "fcd_ddim50", "DDIM-50 FCD 5.06;"),
     Quote("README", G, "fcd_guided_best_over_unconditional", "best guidance FCD 0.32×"),
     Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
-    Quote("README", G, "classifier_accuracy_unconditional", "with class accuracy 1.00 against 0.09"),
+    Quote("README", G, "classifier_accuracy_unconditional", "against 0.09; ControlNet"),
     Quote("README", G, "seconds", "| 135 s before ControlNet", rel=0.1, field="seconds"),
 ]
 
