@@ -36,13 +36,15 @@ How each number of an :class:`EvaluationRow` is obtained:
   parameter of the model (frozen ones too); ``training_seconds`` is passed in.
 
 Samples are drawn first, then the likelihood is computed, both from ``generator``: with a fixed
-generator a row is reproducible, and the samples are those that ``sample_in_chunks`` with the
-same generator returns.
+generator a row is reproducible, and the samples (kept in ``row.samples`` for figures; not in
+``as_dict``) are those that ``sample_in_chunks`` with the same generator returns. The classifier
+runs on the model's device.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 import time
@@ -258,11 +260,17 @@ class EvaluationRow:
     training_seconds: float | None = None
     parameters: int = 0
     extra: dict = field(default_factory=dict)  # anything the caller adds
+    samples: Tensor | None = field(default=None, repr=False)  # the n samples, on the CPU
 
     @property
     def fcd_ratio(self) -> float:
         """FCD over the real-vs-real floor: 1 is as close as fresh real images."""
         return self.fcd / self.fcd_floor
+
+    @property
+    def fcd_score(self) -> metrics.FCDScore:
+        """The FCD and its floor as ``metrics.fcd`` returns them."""
+        return metrics.FCDScore(self.fcd, self.fcd_floor, n=self.fcd_n, classifier=self.classifier)
 
     @property
     def below_floor(self) -> bool:
@@ -279,8 +287,10 @@ class EvaluationRow:
         return "—"
 
     def as_dict(self) -> dict:
-        """Every field, plus ``fcd_ratio``, ``below_floor`` and ``likelihood_label``."""
-        out = asdict(self)
+        """Every number (not the samples), plus ``fcd_ratio``, ``below_floor`` and
+        ``likelihood_label``."""
+        out = asdict(dataclasses.replace(self, samples=None))
+        del out["samples"]
         out.update(
             fcd_ratio=self.fcd_ratio,
             below_floor=self.below_floor,
@@ -481,25 +491,26 @@ def evaluate(
         else:
             bpd = figure
 
+    # the classifier runs where the images are: on the model's device (60000 training images)
+    dev = model.device
     # 3. FCD over disjoint batches of m samples, each against the same floor
     m = min(n, len(real) // 2)
+    real_dev = real.to(dev)
     scores = [
-        metrics.fcd(samples[i * m : (i + 1) * m], real, classifier=classifier)
+        metrics.fcd(samples[i * m : (i + 1) * m].to(dev), real_dev, classifier=classifier)
         for i in range(n // m)
     ]
     # 4. PRDC and memorisation in the classifier's features
-    fake_f = metrics.classifier_features(samples, classifier)
-    real_f = metrics.classifier_features(real, classifier)
+    # features (float64) stay on the device too: nearest neighbours among 60000 are a big cdist
+    features = lambda x: metrics.classifier_features(x.to(dev), classifier).to(dev)
+    fake_f, real_f = features(samples), features(real)
     prdc = metrics.precision_recall_coverage(real_f, fake_f, k=PRDC_K) if n > PRDC_K else None
     memo = metrics.memorisation_score(
-        fake_f,
-        metrics.classifier_features(x_train, classifier),
-        metrics.classifier_features(x_test, classifier),
-        quantile=memorisation_quantile,
+        fake_f, features(x_train), features(x_test), quantile=memorisation_quantile
     )
     accuracy = None
     if y is not None:
-        accuracy = metrics.classifier_accuracy(samples, y.cpu(), classifier=classifier)
+        accuracy = metrics.classifier_accuracy(samples.to(dev), y.to(dev), classifier=classifier)
     return EvaluationRow(
         name=name or type(model).__name__,
         n=n,
@@ -523,4 +534,5 @@ def evaluate(
         nfe_per_sample=None if network is None else calls.per_sample(n),
         training_seconds=training_seconds,
         parameters=sum(p.numel() for p in model.parameters()),
+        samples=samples,
     )

@@ -273,9 +273,11 @@ def test_evaluate_returns_the_chunked_samples_statistics_and_restores_train_mode
     )  # fmt: skip
     assert model.training
     samples = evaluation.sample_in_chunks(model, 300, chunk=64, generator=gen(7))
+    assert torch.equal(row.samples, samples) and "samples" not in row.as_dict()
     expected = metrics.fcd(samples[:148], test)
     assert row.fcd_n == 148 and row.fcd_batches == 2
     assert row.fcd_floor == pytest.approx(expected.floor)
+    assert row.fcd_score.floor == row.fcd_floor and row.fcd_score.n == 148
     second = metrics.fcd(samples[148:296], test)
     assert row.fcd == pytest.approx((expected.value + second.value) / 2)
     prdc = metrics.precision_recall_coverage(
