@@ -726,6 +726,8 @@ report.record("mig_best_beta", best_beta)
 # In the cpu profile you should see an IWAE-1000 estimate of about 1.87 bits/dim (target
 # ≤ 2.10), an IWAE-50 bound about 0.07 bits/dim better than the ELBO, and samples with an FCD
 # of about 30 against a real-vs-real floor of about 16: close to, but measurably short of, the
-# real data. Memorisation is about 0.01 (5 of 740 samples), below the 0.05 that samples as new
-# as the test digits would score: the decoder's mean images are smoother than any training
-# digit, so few of them sit as close to one as real test digits do. The VAE does not copy.
+# real data.
+#
+# Memorisation is about 0.01 (5 of 740 samples), below the 0.05 that samples as new as the test
+# digits would score: the decoder's mean images are smoother than any training digit, so few of
+# them sit as close to one as real test digits do. The VAE does not copy.
