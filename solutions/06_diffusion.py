@@ -265,7 +265,7 @@ for name in TOYS:
 # $$\varepsilon_\theta(x_t, t) \approx -\sigma_t\, \nabla_{x_t} \log p_t(x_t), \qquad
 # \sigma_t = \sqrt{1-\bar\alpha_t}:$$
 #
-# a noise predictor is a score estimator (`score.score_from_eps`). Below, the score of the
+# a noise predictor is a score estimator (`Diffusion.path.eps_to_score`). Below, the score of the
 # moons model at a small and a middle noise level, over the data.
 
 
@@ -276,7 +276,7 @@ def learned_score(model, t):
     def field(x):
         x = x.to(DEV)
         t_batch = torch.full((len(x),), t, dtype=torch.long, device=DEV)
-        return score.score_from_eps(model.eps(x, t_batch), t_batch, model.schedule).cpu()
+        return model.path.eps_to_score(model.eps(x, t_batch), t_batch).cpu()
 
     return field
 
@@ -302,7 +302,7 @@ plt.show()
 # so they train on a geometric ladder $\sigma_1 > \dots > \sigma_L$ and sample with *annealed*
 # Langevin dynamics, $x \leftarrow x + \tfrac{a}{2} s_\theta(x, \sigma_i) + \sqrt{a}\, z$,
 # at each level in turn with $a \propto \sigma_i^2$ (`score.annealed_langevin`, which calls
-# `coursekit.samplers.langevin`). `score.ScoreModel` is that noise-conditional score network.
+# `coursekit.solvers.langevin`). `score.ScoreModel` is that noise-conditional score network.
 
 # %%
 SCORE_STEPS = utils.pick(smoke=30, cpu=3000, gpu=10000)
@@ -731,8 +731,8 @@ plt.show()
 # The network may predict $x_0$ or the "velocity" $v = \sqrt{\bar\alpha_t}\,\varepsilon -
 # \sqrt{1-\bar\alpha_t}\, x_0$ (Salimans & Ho 2022) instead of $\varepsilon$. All three are
 # linear in $(x_t, x_0, \varepsilon)$ given $\bar\alpha_t$, so any one determines the others
-# (`ddpm.eps_to_x0`, `ddpm.v_to_eps`, ...), and `Diffusion(prediction=...)` converts to
-# $\varepsilon$ before sampling. What changes is the loss weighting over $t$:
+# (`Diffusion.path.eps_to_x0`, `.v_to_eps`, ...: one `paths.VPPath` holds every conversion),
+# and `Diffusion(prediction=...)` converts to $\varepsilon$ before sampling. What changes is the loss weighting over $t$:
 # $\|x_0 - \hat x_0\|^2 = \tfrac{1-\bar\alpha_t}{\bar\alpha_t}\|\varepsilon - \hat\varepsilon\|^2$
 # and $\|v - \hat v\|^2 = \tfrac{1}{\bar\alpha_t}\|\varepsilon - \hat\varepsilon\|^2$.
 # The toy below trains the three on the moons with the same budget.
@@ -771,11 +771,16 @@ for prediction in ("eps", "x0", "v"):
 # $\frac{d\bar x}{d\sigma} = \hat\varepsilon$ in the variables
 # $\bar x = x_t / \sqrt{\bar\alpha_t}$, $\sigma = \sqrt{1-\bar\alpha_t}/\sqrt{\bar\alpha_t}$
 # (Song et al. 2021, eq. 14), whose marginals are those of the forward process. Any ODE solver
-# can replace it: `sampling.probability_flow_sample(..., method="heun")` takes second-order
-# steps on the same grid (`Diffusion.sample(sampler="ode")`), and its `method="euler"` is
-# DDIM to rounding error (`tests/test_diffusion.py` checks both on Gaussian data, where the
-# exact ε is known). The same ODE gives exact likelihoods through the instantaneous change of
-# variables, which is what `log_prob` points to.
+# can replace it: `sampling.probability_flow_sample` hands the ODE to `coursekit.solvers`
+# (`Diffusion.sample(sampler="ode")`: 25 second-order Heun steps), and with `method="euler"`
+# on DDIM's times it is DDIM to rounding error. The grid matters as much as the solver: its
+# default, `sampling.ode_timesteps`, is uniform in log SNR from σ = 80 down to the data,
+# whereas DDIM's grid, uniform in $t$, starts the cosine schedule at σ ≈ 2·10⁴ and then takes
+# huge steps near the data (`tests/test_diffusion.py` measures both on Gaussian data, where
+# the exact ε is known: within 3% of the right std with 25 Heun steps on either schedule, and
+# about 50% off on DDIM's grid with the cosine schedule). The same ODE gives likelihoods
+# through the instantaneous change of variables (`solvers.ode_log_prob`), which is what
+# `log_prob` points to.
 #
 # ## Numbers of this lecture
 
