@@ -243,3 +243,28 @@ def multinomial(
         return torch.multinomial(probs, num_samples, replacement, generator=generator)
     k = torch.multinomial(probs.to(generator.device), num_samples, replacement, generator=generator)
     return k.to(probs.device)
+
+
+# ----------------------------------------------------------------------------- compilation
+
+
+def maybe_compile(module: torch.nn.Module, *example_args, **compile_kwargs) -> torch.nn.Module:
+    """``torch.compile(module)``, or ``module`` itself when compiling is unavailable or fails.
+
+    With ``example_args`` the compiled module is called once on them now, so that a failure
+    (no compiler, an unsupported operation) falls back here, printing one line, and not in the
+    middle of training. Compiling is an optimization, never required: the result computes the
+    same function either way. ``compile_kwargs`` go to ``torch.compile`` (e.g. ``mode=``).
+    """
+    if not hasattr(torch, "compile"):
+        print(f"torch.compile is not available in torch {torch.__version__}; running eagerly.")
+        return module
+    try:
+        compiled = torch.compile(module, **compile_kwargs)
+        if example_args:
+            compiled(*example_args)
+    except Exception as e:  # noqa: BLE001 - any failure means: run the eager module
+        message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"torch.compile failed, running eagerly: {type(e).__name__}: {message}")
+        return module
+    return compiled

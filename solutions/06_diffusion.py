@@ -417,6 +417,9 @@ checks.check_ddim_step(ddim_step)
 
 
 # %%
+from coursekit import evaluation  # one harness: samples, FCD and its floor, memorisation, cost
+
+
 class ImageMLP(torch.nn.Module):
     """networks.TimeConditionedMLP on flattened images: (B, C, H, W) -> (B, C, H, W)."""
 
@@ -432,10 +435,10 @@ class ImageMLP(torch.nn.Module):
 
 
 if GPU:
-    images_train = data.fashion_mnist("train")
+    images_train, images_test = data.fashion_mnist("train"), data.fashion_mnist("test")
     CLASSIFIER, SHAPE = "fashion", (1, 28, 28)
 else:
-    images_train = digits_train
+    images_train, images_test = digits_train, data.digits("test")
     CLASSIFIER, SHAPE = "digits", (1, 8, 8)
 IMG_STEPS = utils.pick(smoke=30, cpu=4000, gpu=10000)
 BATCH = utils.pick(smoke=64, cpu=128, gpu=256)
@@ -459,14 +462,9 @@ def train_images(model, steps, labels=False):
     x = images_train.float().to(DEV)
     y = images_train.labels.to(DEV) if labels else None
     batches = data.Batches(x, y, batch_size=BATCH, device=DEV, generator=seeded(5))
-    if GPU and hasattr(torch, "compile"):
-        try:  # compile now, on one batch, so that a failure falls back here and not mid-training
-            compiled = torch.compile(model.net)
-            t = torch.zeros(BATCH, device=DEV)
-            compiled(x[:BATCH], t, None if y is None else y[:BATCH])
-            model.net = compiled
-        except Exception as e:  # noqa: BLE001 - compiling is an optimization, never required
-            print("torch.compile failed, training eagerly:", type(e).__name__, e)
+    if GPU:  # compiled on one batch now, so that a failure falls back to eager here
+        t = torch.zeros(BATCH, device=DEV)
+        model.net = utils.maybe_compile(model.net, x[:BATCH], t, None if y is None else y[:BATCH])
     start = time.perf_counter()
     history = train.fit(model, batches, steps=steps, lr=utils.pick(smoke=2e-3, cpu=2e-3, gpu=5e-4),
                         ema=utils.pick(smoke=0.9, cpu=0.999, gpu=0.999), amp=GPU,
@@ -481,15 +479,14 @@ def train_images(model, steps, labels=False):
 PREDICTION = "eps" if GPU else "x0"
 
 
-def sample_images(model, x_T, y=None, **kwargs):
-    """model.sample in chunks of CHUNK starts x_T (N, ...) (labels y (N,)), returned on the CPU."""
-    out = []
-    for i in range(0, len(x_T), CHUNK):
-        y_i = None if y is None else y[i : i + CHUNK]
-        out.append(
-            model.sample(len(x_T[i : i + CHUNK]), y_i, x_T=x_T[i : i + CHUNK], **kwargs).cpu()
-        )
-    return torch.cat(out)
+def evaluate_images(model, name, x_T=None, y=None, generator=None, **sample_kwargs):
+    """evaluation.evaluate on N_EVAL samples drawn in chunks of CHUNK from the starts x_T;
+    FCD against FCD_REAL, memorisation against the training images."""
+    return evaluation.evaluate(
+        model, images_train, images_test, n=N_EVAL, fcd_real=FCD_REAL, y=y, chunk=CHUNK,
+        per_sample=None if x_T is None else {"x_T": x_T}, sample_kwargs=sample_kwargs,
+        generator=generator, name=name, progress=False,
+    )  # fmt: skip
 
 
 CHUNK = utils.pick(smoke=1000, cpu=1000, gpu=1000)  # keeps a 28x28 UNet's activations small
@@ -505,11 +502,9 @@ plt.show()
 
 # %%
 x_T = torch.randn(N_EVAL, *SHAPE, generator=seeded(6)).to(DEV)  # one start for every sampler
-start = time.perf_counter()
-ddpm_samples = sample_images(pixel_model, x_T, generator=seeded(7))
-ddpm_seconds = time.perf_counter() - start
-fcd_ddpm = metrics.fcd(ddpm_samples, FCD_REAL, classifier=CLASSIFIER)
-print(f"DDPM, {T} steps: {fcd_ddpm}  [{ddpm_seconds:.1f} s for {N_EVAL} samples]")
+ddpm_row = evaluate_images(pixel_model, f"DDPM, {T} steps", x_T, generator=seeded(7))
+ddpm_samples, fcd_ddpm = ddpm_row.samples, ddpm_row.fcd_score
+print(ddpm_row)
 plot.image_grid(ddpm_samples[:64], nrow=16, title=f"DDPM, {T} steps")
 plt.show()
 
@@ -534,11 +529,11 @@ DDIM_STEPS = (5, 10, 20, 50, 100, 250)
 print("the 10 times DDIM-10 visits:", sampling.ddim_timesteps(T, 10))
 ddim_results = {}
 for k in DDIM_STEPS:
-    start = time.perf_counter()
-    samples = sample_images(pixel_model, x_T, sampler="ddim", steps=k)
-    seconds = time.perf_counter() - start
-    ddim_results[k] = (samples, metrics.fcd(samples, FCD_REAL, classifier=CLASSIFIER), seconds)
-    print(f"DDIM {k:4d} steps: {ddim_results[k][1]}  [{seconds:.2f} s]")
+    row = evaluate_images(pixel_model, f"DDIM, {k} steps", x_T, sampler="ddim", steps=k)
+    seconds = row.ms_per_sample * N_EVAL / 1000
+    ddim_results[k] = (row.samples, row.fcd_score, seconds)
+    print(f"DDIM {k:4d} steps: {row.fcd_score}, memorisation {row.memorisation:.3f}  "
+          f"[{seconds:.2f} s, {row.nfe_per_sample:.0f} network calls per sample]")  # fmt: skip
 
 
 def show_ddim(steps=50):
@@ -637,10 +632,9 @@ GUIDE_STEPS = 50
 y_eval = (torch.arange(N_EVAL) % 10).to(DEV)
 guided_results = {}
 for s in SCALES:
-    samples = sample_images(cond_model, x_T, y_eval, sampler="ddim", steps=GUIDE_STEPS,
-                            guidance_scale=s)  # fmt: skip
-    fcd_s = metrics.fcd(samples, FCD_REAL, classifier=CLASSIFIER)
-    acc_s = metrics.classifier_accuracy(samples, y_eval.cpu(), classifier=CLASSIFIER)
+    row = evaluate_images(cond_model, f"guidance {s}", x_T, y_eval, sampler="ddim",
+                          steps=GUIDE_STEPS, guidance_scale=s)  # fmt: skip
+    samples, fcd_s, acc_s = row.samples, row.fcd_score, row.class_accuracy
     guided_results[s] = (samples, fcd_s, acc_s)
     print(f"s = {s:3.1f}: {fcd_s}, classifier accuracy {acc_s:.3f}")
 
@@ -740,10 +734,9 @@ print(f"latent diffusion trained in {time.perf_counter() - start:.0f} s")
 
 def seconds_per_sample(model, **kwargs):
     """N_EVAL samples (in chunks of CHUNK) on the CPU, and the wall time per sample."""
-    g, start = seeded(8), time.perf_counter()
-    chunks = [model.sample(min(CHUNK, N_EVAL - i), generator=g, **kwargs).cpu()
-              for i in range(0, N_EVAL, CHUNK)]  # fmt: skip
-    return torch.cat(chunks), (time.perf_counter() - start) / N_EVAL
+    start = time.perf_counter()
+    samples = evaluation.sample_in_chunks(model, N_EVAL, chunk=CHUNK, generator=seeded(8), **kwargs)
+    return samples, (time.perf_counter() - start) / N_EVAL
 
 
 # One timing is at the mercy of whatever else the machine runs; take the best of a few,
@@ -1132,10 +1125,11 @@ for name, (sc, seconds) in toy_scores.items():
 report.record(
     "langevin_8gaussians_energy_over_real_p95", langevin_score.value / langevin_score.real_p95
 )
-report.record("fcd_ddpm1000", fcd_ddpm.value)
-report.record("fcd_floor", fcd_ddpm.floor)
-report.record("fcd_ddpm1000_over_floor", fcd_ddpm.value / fcd_ddpm.floor,
+report.record("fcd_ddpm1000", ddpm_row.fcd)
+report.record("fcd_floor", ddpm_row.fcd_floor)
+report.record("fcd_ddpm1000_over_floor", ddpm_row.fcd_ratio,
               target=utils.pick(smoke=None, cpu="<= 3", gpu=None))  # fmt: skip
+report.record("memorisation_ddpm1000", ddpm_row.memorisation)
 report.record("fcd_ddim50", ddim_results[50][1].value)
 report.record("fcd_ddim50_over_ddpm1000", ddim_results[50][1].value / fcd_ddpm.value,
               target=utils.pick(smoke=None, cpu=None, gpu="<= 1.5"))  # fmt: skip

@@ -15,6 +15,8 @@ Sample quality
   class-conditional samples. Images are float in [0, 1], shape (N, 1, 8, 8) for ``"digits"``
   or (N, 1, 28, 28) for ``"fashion"``. The classifiers are trained by
   ``tools/train_classifiers.py`` and committed in ``data/classifiers/``.
+- Copying: ``memorisation_score`` (``memorisation.py``), the fraction of samples nearer to a training
+  image than most held-out real images are, in the same classifier features.
 """
 
 from coursekit.metrics.classifiers import (
@@ -32,6 +34,11 @@ from coursekit.metrics.classifiers import (
     frechet_distance,
     precision_recall_coverage,
 )
+from coursekit.metrics.memorisation import (
+    Memorisation,
+    memorisation_score,
+    nearest_neighbour_distance,
+)
 from coursekit.metrics.two_sample import TwoSampleScore, energy_distance, mmd, two_sample_score
 from coursekit.metrics.units import LN2, bits_per_dim, bits_to_nats, nats_to_bits
 
@@ -42,6 +49,7 @@ __all__ = [
     "PRDC",
     "Classifier",
     "LN2",
+    "Memorisation",
     "TwoSampleScore",
     "bits_per_dim",
     "bits_to_nats",
@@ -53,7 +61,9 @@ __all__ = [
     "fcd",
     "feature_statistics",
     "frechet_distance",
+    "memorisation_score",
     "mmd",
+    "nearest_neighbour_distance",
     "nats_to_bits",
     "precision_recall_coverage",
     "two_sample_score",
