@@ -119,6 +119,7 @@ def exercises_in_source(text: str, path: Path) -> list[tuple[str, float]]:
 def load(solutions: Path = SOLUTIONS) -> dict[str, Lecture]:
     """Every gradable lecture, from the sources in ``solutions``."""
     checks = _checks()
+    register_callables()
     lectures = {}
     for path in sorted(solutions.glob("[0-9][0-9]_*.py")):
         number = path.name[:2]

@@ -87,7 +87,7 @@ def _libc() -> Any:
         return None
 
 
-def _isolate_filesystem_and_network(libc: Any) -> list[str]:
+def _isolate_filesystem_and_network(libc: Any, uid: int) -> list[str]:
     """Best effort: new network and mount namespaces, read-only mounts, private tmpfs."""
     notes = []
     if libc is None or not hasattr(libc, "unshare"):
@@ -98,19 +98,54 @@ def _isolate_filesystem_and_network(libc: Any) -> list[str]:
         notes.append("could not unshare the mount namespace (not root?)")
         return notes
     libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
+    scratch = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
+    for d in scratch:
+        if libc.mount(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64m,mode=1777") != 0:
+            notes.append(f"could not mount a private tmpfs on {d}")
+    if os.path.ismount("/tmp"):
+        _expose_python(libc, uid)
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
     for point in sorted(set(points), key=len):
-        if point.startswith(("/proc", "/dev", "/sys")):
+        if point.startswith(("/proc", "/dev", "/sys")) or point in scratch:
             continue
         flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
         if libc.mount(None, point.encode(), None, flags, None) != 0:
             libc.mount(None, point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, None)
-    for scratch in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(scratch):
-            if libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64m,mode=1777") != 0:
-                notes.append(f"could not mount a private tmpfs on {scratch}")
     return notes
+
+
+def _expose_python(libc: Any, uid: int) -> None:
+    """Make the interpreter's own files reachable for the unprivileged uid: a directory on the
+    way to them that only its owner may enter (``/root`` for a pyenv Python) is covered, in this
+    mount namespace only, by an empty tmpfs into which the needed entries are bound back."""
+    needed: dict[str, set[str]] = {}
+    for path in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}:
+        if not path or not os.path.isabs(path):
+            continue
+        parts = os.path.realpath(path).split("/")[1:]
+        for k in range(1, len(parts)):
+            ancestor = "/" + "/".join(parts[:k])
+            if not os.stat(ancestor).st_mode & 0o001:
+                needed.setdefault(ancestor, set()).add(parts[k])
+                break
+    for k, (ancestor, children) in enumerate(sorted(needed.items())):
+        stage = f"/tmp/.stage{k}"
+        os.mkdir(stage)
+        staged = []
+        for j, child in enumerate(sorted(children)):
+            src = os.path.join(ancestor, child)
+            dst = os.path.join(stage, str(j))
+            os.mkdir(dst)
+            if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) == 0:
+                staged.append((child, dst))
+        if libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,mode=755") != 0:
+            continue
+        for child, dst in staged:
+            target = os.path.join(ancestor, child)
+            os.mkdir(target)
+            libc.mount(dst.encode(), target.encode(), None, _MS_BIND | _MS_REC, None)
+            libc.umount2(dst.encode(), 2)  # MNT_DETACH
 
 
 def _set_limits(limits: Limits, base_address_space: int) -> None:
@@ -161,7 +196,7 @@ def _child(channel: socket.socket, limits: Limits, uid: int) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         libc = _libc()
-        notes = _isolate_filesystem_and_network(libc) if os.getuid() == 0 else []
+        notes = _isolate_filesystem_and_network(libc, uid) if os.getuid() == 0 else []
         workdir = tempfile.mkdtemp(prefix="coursekit-grade-")
         if os.getuid() == 0:
             os.chown(workdir, uid, uid)
@@ -394,6 +429,11 @@ def _preload() -> None:
         "coursekit.grading.lectures",
     ):
         importlib.import_module(name)
+    for name in ("matplotlib.pyplot", "ipywidgets", "scipy.stats"):  # what notebooks import
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     # a cheap op of each kind, so that lazy initialisation happens before the fork
     x = torch.randn(3, requires_grad=True)
     torch.autograd.grad((x.exp() * x).sum(), x)
@@ -427,7 +467,7 @@ class Sandbox:
         self.limits = limits
         self.uid = uid
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
         env.pop("COURSEKIT_STRICT", None)
         self._process = subprocess.Popen(
             [
@@ -503,10 +543,11 @@ class Session:
         if self.dead:
             raise WorkerDied(self.dead)
         limits = self.sandbox.limits
+        data = None if request is None else wire.dumps(request, trusted=True)  # a grader bug raises
         try:
-            if request is not None:
+            if data is not None:
                 self.sock.settimeout(limits.call_seconds)
-                self.sock.sendall(wire.dumps(request, trusted=True))
+                self.sock.sendall(data)
             deadline = time.monotonic() + limits.call_seconds
             return wire.recv(self.sock, max_bytes=limits.reply_mb * 2**20, deadline=deadline)
         except (TimeoutError, socket.timeout):
@@ -559,17 +600,21 @@ class RemoteFunction:
         self.name = name
         self.source_name = source_name  # linecache name for the student's lines
         self.died: str | None = None
+        self.fault: BaseException | None = None  # a failure of the grader itself, not the student
         self.__name__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.died:
             raise WorkerDied(self.died)
-        session = self._session_factory()
         try:
-            reply = session.call(self.name, list(args), kwargs)
+            reply = self._session_factory().call(self.name, list(args), kwargs)
         except WorkerDied as e:
             self.died = str(e)
             raise
+        except Exception as e:  # noqa: BLE001 - the sandbox broke: never score that as a 0
+            self.fault = e
+            self.died = f"grader fault: {type(e).__name__}: {e}"
+            raise WorkerDied(self.died) from e
         if reply.get("missing"):
             raise WorkerDied(f"your notebook does not define `{self.name}`")
         if "exc" in reply:
