@@ -36,6 +36,8 @@ import coursekit  # noqa: E402
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
+# `### BEGIN SOLUTION points=N` gives an exercise N points in the grader (default 1)
+BEGIN_LINE = re.compile(r"^### BEGIN SOLUTION(?: points=\d+(?:\.\d+)?)?$")
 INSTRUCTOR, STUDENT = "instructor", "student"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 SOURCE_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
@@ -61,7 +63,7 @@ def find_regions(text: str, path: Path) -> list[Region]:
             raise BuildError(
                 f"{path}:{open_at}: `{BEGIN}` is not closed before the next cell starts"
             )
-        if stripped == BEGIN:
+        if BEGIN_LINE.match(stripped):
             if open_at is not None:
                 raise BuildError(
                     f"{path}:{lineno}: nested `{BEGIN}` (the region opened at line {open_at} is still open)"
@@ -94,7 +96,7 @@ def strip_solutions(
     out: list[str] = []
     inside = False
     for offset, line in enumerate(source.split("\n")):
-        if line.strip() == BEGIN:
+        if BEGIN_LINE.match(line.strip()):
             if not line[: len(line) - len(line.lstrip())]:
                 raise BuildError(
                     f"{path}:{first_line + offset}: put solution regions inside a function body, so the "
@@ -187,7 +189,11 @@ def build(path: Path, student: bool) -> str:
     for k, cell in enumerate(cells):
         cell.id = f"{'s' if student else 'f'}{lecture}-{k:03d}"
     out = nbformat.v4.new_notebook(cells=cells)
-    out.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    out.metadata = {
+        "coursekit": {"lecture": lecture},  # what the grader checks a submission's content against
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+    }
     nbformat.validate(out)
     return nbformat.writes(out) + "\n"
 
