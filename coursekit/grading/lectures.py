@@ -20,7 +20,7 @@ from coursekit import check
 from coursekit.errors import CourseError
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
-BEGIN = re.compile(r"^\s*### BEGIN SOLUTION(?:\s+points=(?P<points>\d+(?:\.\d+)?))?\s*$")
+BEGIN = re.compile(r"^\s*### BEGIN SOLUTION(?: points=(?P<points>\d+(?:\.\d+)?))?\s*$")
 TITLE = re.compile(r"^#\s*Lecture\s+0*(\d+)\b", re.IGNORECASE)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import importlib
+import inspect
 import linecache
 import os
 import resource
@@ -223,11 +224,15 @@ def _child(channel: socket.socket, limits: Limits, uid: int) -> None:
     os._exit(0)
 
 
-def _find_line(exc: BaseException) -> int | None:
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _find_frame(exc: BaseException) -> tuple[str | None, int | None]:
+    """The innermost frame outside coursekit, as ``check._student_frame`` picks it."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == SUBMISSION_FILE:
-            return frame.lineno
-    return None
+        if not frame.filename.startswith(_PACKAGE_DIR):
+            return frame.filename, frame.lineno
+    return None, None
 
 
 def _describe(exc: BaseException) -> dict:
@@ -235,7 +240,8 @@ def _describe(exc: BaseException) -> dict:
         message = str(exc)[:2000]
     except BaseException:  # noqa: BLE001 - a student exception whose __str__ raises
         message = "<unprintable>"
-    return {"type": type(exc).__name__[:100], "message": message, "line": _find_line(exc)}
+    filename, line = _find_frame(exc)
+    return {"type": type(exc).__name__[:100], "message": message, "line": line, "file": filename}
 
 
 def _leaves(args: list, kwargs: dict) -> list[torch.Tensor]:
@@ -283,10 +289,15 @@ def _call(namespace: dict, request: dict) -> dict:
     before = [_snapshot(a) for a in args]
     before_kw = {k: _snapshot(v) for k, v in kwargs.items()}
     leaves = _leaves(args, kwargs)
+    me = os.getpid()
     try:
         out = fn(*args, **kwargs)
     except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are answers too
+        if os.getpid() != me:  # a process the student's code forked: it must never answer
+            os._exit(0)
         return {"exc": _describe(e)}
+    if os.getpid() != me:
+        os._exit(0)
     reply: dict = {"out": out}
     changed = {str(i): _module_states(a) for i, a in enumerate(args) if _snapshot(a) != before[i]}
     changed.update(
@@ -595,13 +606,20 @@ class RemoteFunction:
     rebuilt as plain tensors. A result that needs a gradient gets one through a surrogate with
     the same value whose gradient, in the check's probe direction, is the student's."""
 
-    def __init__(self, session_factory: Callable[[], Session], name: str, source_name: str):
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        name: str,
+        source_name: str,
+        signature: inspect.Signature | None = None,
+    ):
         self._session_factory = session_factory
         self.name = name
         self.source_name = source_name  # linecache name for the student's lines
         self.died: str | None = None
         self.fault: BaseException | None = None  # a failure of the grader itself, not the student
         self.__name__ = name
+        self.__signature__ = signature  # the student's parameter names, for the checks' messages
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.died:
@@ -632,11 +650,12 @@ def _rebuild_exception(info: dict, source_name: str) -> BaseException:
     name, message = str(info["type"]), str(info["message"])
     cls = NotImplementedError if name == "NotImplementedError" else type(name, (Exception,), {})
     exc = cls(message)
-    line = info.get("line")
-    if isinstance(line, int) and line > 0:
-        # re-raise from a frame that points at the student's line, so the check's message says
+    line, filename = info.get("line"), info.get("file")
+    if isinstance(line, int) and 0 < line < 10**6 and isinstance(filename, str):
+        # re-raise from a frame that points at the same line, so the check's message says
         # "(line N: `code`)" as it does in the notebook
-        code = compile("\n" * (line - 1) + "raise __exc", source_name, "exec")
+        where = source_name if filename == SUBMISSION_FILE else filename
+        code = compile("\n" * (line - 1) + "raise __exc", where, "exec")
         try:
             exec(code, {"__exc": exc})
         except BaseException as raised:  # noqa: BLE001
@@ -674,6 +693,37 @@ def _surrogate(out: torch.Tensor, leaves: list[torch.Tensor], reply: dict) -> to
     if not coupling.requires_grad:
         return out.requires_grad_()
     return out + w * coupling / (w * w).sum()
+
+
+def signature_of(source: str, name: str) -> inspect.Signature | None:
+    """The signature of ``def name`` in ``source``, read from the syntax tree (nothing runs)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    defs = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == name]
+    if not defs:
+        return None
+    a = defs[-1].args
+    P = inspect.Parameter
+    params = [P(x.arg, P.POSITIONAL_ONLY) for x in a.posonlyargs]
+    plain = a.args
+    first_default = len(plain) - len(a.defaults)
+    params += [
+        P(x.arg, P.POSITIONAL_OR_KEYWORD, default=None if k >= first_default else P.empty)
+        for k, x in enumerate(plain)
+    ]
+    if a.vararg:
+        params.append(P(a.vararg.arg, P.VAR_POSITIONAL))
+    params += [P(x.arg, P.KEYWORD_ONLY, default=None) for x in a.kwonlyargs]
+    if a.kwarg:
+        params.append(P(a.kwarg.arg, P.VAR_KEYWORD))
+    try:
+        return inspect.Signature(params)
+    except ValueError:
+        return None
 
 
 def register_source(name: str, source: str) -> None:
