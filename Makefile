@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 NB ?=
 
-.PHONY: course test lab notebooks check install clean
+.PHONY: course test lab notebooks check install clean grade
 
 $(VENV)/.installed: pyproject.toml tools/install.py
 	$(PYTHON) tools/install.py --venv $(VENV) --torch "$(TORCH)"
@@ -39,3 +39,11 @@ check: install
 
 clean:
 	rm -rf build .pytest_cache
+
+## make grade SUBMISSIONS=folder [GRADES=build/grades] [JOBS=2]: grade submitted notebooks (README: Grading)
+SUBMISSIONS ?=
+GRADES ?= build/grades
+JOBS ?= 2
+grade: install
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=path/to/folder [GRADES=build/grades] [JOBS=2]"; exit 2)
+	$(PY) -m coursekit.grading.grade "$(SUBMISSIONS)" -o "$(GRADES)" -j $(JOBS)

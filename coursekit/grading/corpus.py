@@ -100,7 +100,9 @@ def _with_body(def_source: str, body: str) -> str:
     # keep the docstring line(s) out: the header is everything up to the first statement
     if isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant):
         header = def_source.split("\n")[: fn.body[0].end_lineno]
-    return "\n".join(header) + "\n" + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n"
+    return (
+        "\n".join(header) + "\n" + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n"
+    )
 
 
 # ------------------------------------------------------------------ wrong answers from tests
@@ -168,9 +170,15 @@ def wrong_answers(number: str) -> tuple[list[Wrong], str]:
                 and a.lineno < node.lineno
             ]
             if local:  # bad = lambda ...: the last one before the check
-                return renamed(ast.get_source_segment(text, max(local, key=lambda a: a.lineno).value))
+                return renamed(
+                    ast.get_source_segment(text, max(local, key=lambda a: a.lineno).value)
+                )
             for inner in ast.walk(test):
-                if isinstance(inner, ast.FunctionDef) and inner.name == node.id and inner is not test:
+                if (
+                    isinstance(inner, ast.FunctionDef)
+                    and inner.name == node.id
+                    and inner is not test
+                ):
                     nested_count[0] += 1
                     new_name = f"_t{nested_count[0]}_{node.id}"
                     code = textwrap.dedent(ast.get_source_segment(text, inner, padded=True))
@@ -190,7 +198,8 @@ def wrong_answers(number: str) -> tuple[list[Wrong], str]:
 
     def usable(node: ast.AST) -> bool:
         return isinstance(node, ast.Lambda) or (
-            isinstance(node, (ast.Name, ast.Attribute)) and ast.get_source_segment(text, node) != "checks.stub"
+            isinstance(node, (ast.Name, ast.Attribute))
+            and ast.get_source_segment(text, node) != "checks.stub"
         )
 
     found: list[Wrong] = []
@@ -230,7 +239,9 @@ def wrong_answers(number: str) -> tuple[list[Wrong], str]:
         if stmt.decorator_list:
             continue
         for call in ast.walk(stmt):  # _fails_with(check(wrong), "words", ...)
-            if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Call)):
+            if not (
+                isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Call)
+            ):
                 continue
             inner = call.args[0]
             if inner not in checks_called or not inner.args:
@@ -238,7 +249,11 @@ def wrong_answers(number: str) -> tuple[list[Wrong], str]:
             first = inner.args[0]
             name_arg = first if isinstance(first, ast.Constant) else None
             candidate = inner.args[1] if name_arg is not None and len(inner.args) > 1 else first
-            words = [a.value for a in call.args[1:] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            words = [
+                a.value
+                for a in call.args[1:]
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            ]
             fn = target_of(inner, name_arg)
             if fn and words and usable(candidate) and not isinstance(candidate, ast.Attribute):
                 found.append(Wrong(fn, callable_source(candidate, stmt), tuple(words)))
@@ -358,17 +373,27 @@ def generate(out: Path, *, sentinel: Path | None = None, numbers: list[str] | No
         full = {e.function: e.points for e in lecture.exercises}
         zero = {e.function: 0.0 for e in lecture.exercises}
         uses = {
-            fn: {n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)} & set(full) - {fn}
+            fn: {n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)}
+            & set(full) - {fn}
             for fn, src in solution.items()
         }
 
-        def complete():
+        def complete(stem=stem, solution=solution):
             nb = _read(ROOT / "notebooks" / f"{stem}.ipynb")
             for fn, src in solution.items():
                 replace_function(nb, fn, src)
             return nb
 
-        def add(relpath: str, nb, points: dict, kind: str, words: dict | None = None, lecture_no=number, raw: bytes | None = None):
+        def add(
+            relpath: str,
+            nb,
+            points: dict,
+            kind: str,
+            words: dict | None = None,
+            lecture_no=number,
+            raw: bytes | None = None,
+            uses=uses,
+        ):
             path = out / relpath
             points = dict(points)
             for fn, needed in uses.items():  # a correct function calling a broken one fails too
@@ -436,22 +461,53 @@ def generate(out: Path, *, sentinel: Path | None = None, numbers: list[str] | No
             nb.cells.insert(3, nbformat.v4.new_code_cell(support))
             if kind == "failing_import":
                 nb.cells.insert(3, nbformat.v4.new_code_cell("import this_package_does_not_exist"))
-            replace_function(nb, fn, _with_body(solution[fn], body.replace("{call}", call).replace("{names}", names_only)))
+            replace_function(
+                nb,
+                fn,
+                _with_body(
+                    solution[fn], body.replace("{call}", call).replace("{names}", names_only)
+                ),
+            )
             pts = dict(full, **{fn: 0.0})
             add(f"{tag}hostile-{kind.replace('_', '-')}_{stem}.ipynb", nb, pts, kind)
         nb = complete()
         replace_function(nb, fn, None)
-        add(f"{tag}hostile-missing_{stem}.ipynb", nb, dict(full, **{fn: 0.0}), "missing function", {fn: ["does not define"]})
+        add(
+            f"{tag}hostile-missing_{stem}.ipynb",
+            nb,
+            dict(full, **{fn: 0.0}),
+            "missing function",
+            {fn: ["does not define"]},
+        )
         nb = complete()
         replace_function(nb, fn, solution[fn].replace(f"def {fn}(", f"def {fn}_v2(", 1))
-        add(f"{tag}hostile-renamed_{stem}.ipynb", nb, dict(full, **{fn: 0.0}), "renamed function", {fn: [f"`{fn}_v2`"]})
+        add(
+            f"{tag}hostile-renamed_{stem}.ipynb",
+            nb,
+            dict(full, **{fn: 0.0}),
+            "renamed function",
+            {fn: [f"`{fn}_v2`"]},
+        )
         nb = complete()
         i, _ = _function_cells(nb)[fn]
         in_cell = [f for f, (c, _) in _function_cells(nb).items() if c == i and f in full]
         nb.cells[i].source += "\n\ndef broken(:\n    pass\n"
-        add(f"{tag}hostile-syntax_{stem}.ipynb", nb, dict(full, **dict.fromkeys(in_cell, 0.0)), "syntax error", {f: ["does not define"] for f in in_cell})
+        add(
+            f"{tag}hostile-syntax_{stem}.ipynb",
+            nb,
+            dict(full, **dict.fromkeys(in_cell, 0.0)),
+            "syntax error",
+            {f: ["does not define"] for f in in_cell},
+        )
         text = nbformat.writes(complete())
-        add(f"{tag}hostile-notjson_{stem}.ipynb", None, {}, "not JSON", lecture_no="?", raw=text[: len(text) // 2].encode())
+        add(
+            f"{tag}hostile-notjson_{stem}.ipynb",
+            None,
+            {},
+            "not JSON",
+            lecture_no="?",
+            raw=text[: len(text) // 2].encode(),
+        )
         add(f"{tag}hostile-empty_{stem}.ipynb", None, {}, "empty file", lecture_no="?", raw=b"")
         other = next(n for n in sorted(known) if n != number)
         other_nb = _read(ROOT / "solutions" / f"{known[other].stem}.ipynb")
@@ -463,14 +519,18 @@ def generate(out: Path, *, sentinel: Path | None = None, numbers: list[str] | No
             "another lecture's notebook",
             lecture_no=other,
         )
-    (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True), encoding="utf-8")
+    (out / "expected.json").write_text(
+        json.dumps(expected, indent=1, sort_keys=True), encoding="utf-8"
+    )
     return expected
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--sentinel", type=Path, help="a file the 'write outside' case tries to overwrite")
+    parser.add_argument(
+        "--sentinel", type=Path, help="a file the 'write outside' case tries to overwrite"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     expected = generate(args.out, sentinel=args.sentinel)

@@ -70,9 +70,7 @@ class GraderFault(RuntimeError):
     """The grader itself failed on a submission (not the student's fault)."""
 
 
-def grade_file(
-    sub: notebook.Submission, sandbox: worker.Sandbox, *, seed: int, known: dict
-) -> Row:
+def grade_file(sub: notebook.Submission, sandbox: worker.Sandbox, *, seed: int, known: dict) -> Row:
     """Grade one parsed submission: every exercise of its lecture, each in the sandbox."""
     row = Row(sub.student, sub.lecture or "?", sub.relpath, notes=list(sub.notes))
     if sub.problems:
@@ -95,6 +93,9 @@ def grade_file(
         if current is None or current.dead:
             try:
                 current = sandbox.session()
+            except worker.WorkerDied as e:  # before any student code ran: the grader's fault
+                raise GraderFault(f"the sandbox did not start: {e}") from None
+            try:
                 problems = current.load(sub.source)
             except worker.WorkerDied as e:
                 state["load_failed"] = f"{e} (while loading your notebook's code)"
@@ -144,7 +145,9 @@ def _similar(name: str, functions: set[str]) -> str:
 
 
 def find_submissions(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.ipynb") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p for p in root.rglob("*.ipynb") if p.is_file() and ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def in_shard(relpath: str, shard: tuple[int, int]) -> bool:
@@ -159,9 +162,10 @@ _OPTIONS: dict = {}
 
 def _init(limits: worker.Limits, uids: object, options: dict) -> None:
     global _SANDBOX, _OPTIONS
-    import torch
+    if uids is not None:  # a process of the pool: one core each
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     uid = uids.get() if uids is not None else 61000
     _SANDBOX = worker.Sandbox(limits, uid=uid)
     _OPTIONS = options
@@ -172,7 +176,7 @@ def _grade_path(path: str) -> Row:
     opts = _OPTIONS
     known = lectures_mod.load(Path(opts["solutions"]))
     sub = notebook.read(Path(path), Path(opts["root"]), id_pattern=opts["id_pattern"], known=known)
-    for attempt in range(2):
+    for _attempt in range(2):
         try:
             return grade_file(sub, _SANDBOX, seed=opts["seed"], known=known)
         except GraderFault as e:
@@ -190,15 +194,21 @@ def grade_folder(
     jobs: int = 1,
     shard: tuple[int, int] = (1, 1),
     seed: int = DEFAULT_SEED,
-    limits: worker.Limits = worker.Limits(),
+    limits: worker.Limits | None = None,
     id_pattern: str = notebook.DEFAULT_ID_PATTERN,
     solutions: Path = lectures_mod.SOLUTIONS,
     progress: bool = True,
 ) -> list[Row]:
     """Grade every ``.ipynb`` under ``root`` in this shard; rows in a deterministic order."""
     root = root.resolve()
+    limits = limits or worker.Limits()
     paths = [p for p in find_submissions(root) if in_shard(p.relative_to(root).as_posix(), shard)]
-    options = {"root": str(root), "seed": seed, "id_pattern": id_pattern, "solutions": str(solutions)}
+    options = {
+        "root": str(root),
+        "seed": seed,
+        "id_pattern": id_pattern,
+        "solutions": str(solutions),
+    }
     lectures_mod.load(solutions)  # fail early on a bad lecture source
     bar = _progress(len(paths), progress)
     rows: list[Row] = []
@@ -214,10 +224,8 @@ def grade_folder(
         import concurrent.futures
         import multiprocessing
 
-        # fork: the grader's processes are trusted and start in milliseconds (the students' code
-        # runs in the sandbox servers each of them starts, never in these processes)
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # spawn, not fork: a fork of a process that has run torch's thread pools can hang
+        ctx = multiprocessing.get_context("spawn")
         uids = ctx.Queue()
         for k in range(jobs):
             uids.put(61000 + k)
@@ -402,17 +410,55 @@ def _shard(text: str) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="coursekit-grade", description=__doc__.split("\n")[0])
-    parser.add_argument("submissions", nargs="*", type=Path, help="folder of .ipynb files (or, with --merge, shard output folders)")
-    parser.add_argument("-o", "--out", type=Path, default=Path("build/grades"), help="output folder (default build/grades)")
+    parser.add_argument(
+        "submissions",
+        nargs="*",
+        type=Path,
+        help="folder of .ipynb files (or, with --merge, shard output folders)",
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("build/grades"),
+        help="output folder (default build/grades)",
+    )
     parser.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded in parallel")
-    parser.add_argument("--shard", type=_shard, default=(1, 1), help="grade only slice i of n (i/n)")
-    parser.add_argument("--merge", action="store_true", help="merge the shard folders given as arguments into --out")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="chooses the grader's inputs")
-    parser.add_argument("--id-pattern", default=notebook.DEFAULT_ID_PATTERN, help="regex with a group `student`, matched against the path under SUBMISSIONS")
-    parser.add_argument("--solutions", type=Path, default=lectures_mod.SOLUTIONS, help="folder of the lecture sources (points and exercises)")
-    parser.add_argument("--call-seconds", type=float, default=worker.Limits.call_seconds, help="wall time of one call of a student's function")
-    parser.add_argument("--cpu-seconds", type=int, default=worker.Limits.cpu_seconds, help="CPU time of one submission")
-    parser.add_argument("--memory-mb", type=int, default=worker.Limits.memory_mb, help="memory of one submission")
+    parser.add_argument(
+        "--shard", type=_shard, default=(1, 1), help="grade only slice i of n (i/n)"
+    )
+    parser.add_argument(
+        "--merge", action="store_true", help="merge the shard folders given as arguments into --out"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="chooses the grader's inputs"
+    )
+    parser.add_argument(
+        "--id-pattern",
+        default=notebook.DEFAULT_ID_PATTERN,
+        help="regex with a group `student`, matched against the path under SUBMISSIONS",
+    )
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=lectures_mod.SOLUTIONS,
+        help="folder of the lecture sources (points and exercises)",
+    )
+    parser.add_argument(
+        "--call-seconds",
+        type=float,
+        default=worker.Limits.call_seconds,
+        help="wall time of one call of a student's function",
+    )
+    parser.add_argument(
+        "--cpu-seconds",
+        type=int,
+        default=worker.Limits.cpu_seconds,
+        help="CPU time of one submission",
+    )
+    parser.add_argument(
+        "--memory-mb", type=int, default=worker.Limits.memory_mb, help="memory of one submission"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     args = parser.parse_args(argv)
     os.environ.pop("COURSEKIT_STRICT", None)  # a failed check is a grade here, not an error

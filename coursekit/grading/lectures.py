@@ -134,7 +134,9 @@ def load(solutions: Path = SOLUTIONS) -> dict[str, Lecture]:
                     f"{path}: exercise {int(number)}.{k} ({function}) has no check in "
                     "coursekit/grading/lectures.py"
                 )
-            exercises.append(Exercise(f"{int(number)}.{k}", function, points, checks[number][function]))
+            exercises.append(
+                Exercise(f"{int(number)}.{k}", function, points, checks[number][function])
+            )
         lectures[number] = Lecture(number, path.stem, tuple(exercises))
     if not lectures:
         raise LectureSourceError(

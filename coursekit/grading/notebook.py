@@ -76,8 +76,7 @@ def _cell_source(cell: dict) -> str:
 def _without_magics(source: str) -> str:
     """IPython's ``%magic`` and ``!shell`` lines become comments (they are not Python)."""
     return "\n".join(
-        "# " + line if line.lstrip().startswith(("%", "!")) else line
-        for line in source.split("\n")
+        "# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
     )
 
 
@@ -93,7 +92,9 @@ def _kept(stmt: ast.stmt) -> bool:
             stmt.value
         )
     if isinstance(stmt, ast.AnnAssign):
-        return stmt.value is not None and isinstance(stmt.target, ast.Name) and _is_plain(stmt.value)
+        return (
+            stmt.value is not None and isinstance(stmt.target, ast.Name) and _is_plain(stmt.value)
+        )
     return False
 
 
@@ -106,7 +107,9 @@ def extract(cells: list[str]) -> tuple[str, set[str], list[str]]:
         try:
             tree = ast.parse(source)
         except SyntaxError as e:
-            notes.append(f"code cell {k} has a syntax error (line {e.lineno}: {e.msg}); it was left out")
+            notes.append(
+                f"code cell {k} has a syntax error (line {e.lineno}: {e.msg}); it was left out"
+            )
             continue
         lines = source.split("\n")
         for stmt in tree.body:
@@ -133,7 +136,9 @@ def recognise(
             scores[number] = score
     by_content = max(scores, key=lambda n: (scores[n], n)) if scores else None
     if metadata_lecture is not None and metadata_lecture not in known:
-        notes.append(f"its metadata names lecture {metadata_lecture!r}, which the grader does not know")
+        notes.append(
+            f"its metadata names lecture {metadata_lecture!r}, which the grader does not know"
+        )
         metadata_lecture = None
     if by_content and metadata_lecture and by_content != metadata_lecture:
         notes.append(
@@ -143,7 +148,9 @@ def recognise(
     return by_content or metadata_lecture, notes
 
 
-def read(path: Path, root: Path, *, id_pattern: str = DEFAULT_ID_PATTERN, known: dict | None = None) -> Submission:
+def read(
+    path: Path, root: Path, *, id_pattern: str = DEFAULT_ID_PATTERN, known: dict | None = None
+) -> Submission:
     """Everything the grader needs from one submitted file; never raises for a bad file."""
     known = lectures_mod.load() if known is None else known
     relpath = path.relative_to(root).as_posix()
@@ -151,7 +158,9 @@ def read(path: Path, root: Path, *, id_pattern: str = DEFAULT_ID_PATTERN, known:
     try:
         size = path.stat().st_size
         if size > MAX_NOTEBOOK_BYTES:
-            sub.problems.append(f"the file is {size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES // 2**20} MB limit")
+            sub.problems.append(
+                f"the file is {size / 2**20:.0f} MB, over the {MAX_NOTEBOOK_BYTES // 2**20} MB limit"
+            )
             return sub
         data = path.read_bytes()
     except OSError as e:

@@ -81,7 +81,11 @@ class _Encoder:
             a = np.ascontiguousarray(t)
             if a.dtype.kind not in "biufc":
                 raise WireError(f"arrays of dtype {a.dtype} are not carried")
-            dtype, data, shape = a.dtype.newbyteorder("<").str, a.astype(a.dtype.newbyteorder("<")).tobytes(), list(a.shape)
+            dtype, data, shape = (
+                a.dtype.newbyteorder("<").str,
+                a.astype(a.dtype.newbyteorder("<")).tobytes(),
+                list(a.shape),
+            )
         offset = len(self.blob)
         self.blob += data
         spec = {kind: [offset, len(data)], "dtype": dtype, "shape": shape}
@@ -268,7 +272,9 @@ def recv(
     if magic != MAGIC:
         raise WireError("not a coursekit wire message")
     if n_header + n_blob > max_bytes:
-        raise WireError(f"a message of {n_header + n_blob} bytes is over the {max_bytes}-byte limit")
+        raise WireError(
+            f"a message of {n_header + n_blob} bytes is over the {max_bytes}-byte limit"
+        )
     return loads(prefix + _recv_exactly(sock, n_header + n_blob, deadline), trusted=trusted)
 
 

@@ -101,7 +101,12 @@ def _isolate_filesystem_and_network(libc: Any, uid: int) -> list[str]:
     libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
     scratch = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
     for d in scratch:
-        if libc.mount(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64m,mode=1777") != 0:
+        if (
+            libc.mount(
+                b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64m,mode=1777"
+            )
+            != 0
+        ):
             notes.append(f"could not mount a private tmpfs on {d}")
     if os.path.ismount("/tmp"):
         _expose_python(libc, uid)
@@ -140,7 +145,12 @@ def _expose_python(libc: Any, uid: int) -> None:
             os.mkdir(dst)
             if libc.mount(src.encode(), dst.encode(), None, _MS_BIND | _MS_REC, None) == 0:
                 staged.append((child, dst))
-        if libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,mode=755") != 0:
+        if (
+            libc.mount(
+                b"tmpfs", ancestor.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=1m,mode=755"
+            )
+            != 0
+        ):
             continue
         for child, dst in staged:
             target = os.path.join(ancestor, child)
@@ -349,7 +359,15 @@ def _serve(channel: socket.socket, notes: list[str]) -> None:
         try:
             data = wire.dumps(reply)
         except BaseException as e:  # noqa: BLE001 - an output the format cannot carry
-            data = wire.dumps({"exc": {"type": "WireError", "message": f"the grader cannot read your output: {_describe(e)['message']}", "line": None}})
+            data = wire.dumps(
+                {
+                    "exc": {
+                        "type": "WireError",
+                        "message": f"the grader cannot read your output: {_describe(e)['message']}",
+                        "line": None,
+                    }
+                }
+            )
         channel.sendall(data)
 
 
@@ -472,9 +490,10 @@ def main(argv: list[str] | None = None) -> None:
 class Sandbox:
     """The grader's handle on one worker server; ``run()`` gives a :class:`Session` per child."""
 
-    def __init__(self, limits: Limits = Limits(), *, uid: int = 61000):
+    def __init__(self, limits: Limits | None = None, *, uid: int = 61000):
         import json
 
+        limits = limits or Limits()
         self.limits = limits
         self.uid = uid
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -561,7 +580,7 @@ class Session:
                 self.sock.sendall(data)
             deadline = time.monotonic() + limits.call_seconds
             return wire.recv(self.sock, max_bytes=limits.reply_mb * 2**20, deadline=deadline)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             reason = f"did not finish {what} within {limits.call_seconds:g} s (an endless loop?)"
             self._kill(reason, timed_out=True)
         except wire.WireError as e:
@@ -578,7 +597,9 @@ class Session:
         self.dead = f"the worker running your code {reason}"
 
     def load(self, source: str) -> list[dict]:
-        return self._exchange({"op": "load", "source": source}, what="loading your code")["problems"]
+        return self._exchange({"op": "load", "source": source}, what="loading your code")[
+            "problems"
+        ]
 
     def call(self, name: str, args: list, kwargs: dict) -> dict:
         return self._exchange(
@@ -669,7 +690,9 @@ def _write_back(target: Any, new: Any) -> None:
         if isinstance(target, torch.nn.Module) and isinstance(new, dict):
             for key, value in target.state_dict(keep_vars=True).items():
                 if key in new and isinstance(new[key], torch.Tensor):
-                    value.data = new[key].to(value.dtype) if new[key].shape == value.shape else new[key]
+                    value.data = (
+                        new[key].to(value.dtype) if new[key].shape == value.shape else new[key]
+                    )
         elif isinstance(target, torch.Tensor) and isinstance(new, torch.Tensor):
             target.data = new
         elif isinstance(target, list) and isinstance(new, list):
