@@ -87,7 +87,7 @@ def function_source(nb, name: str) -> str:
 def _signature(def_source: str) -> tuple[str, str, str]:
     """(parameter list as written, the call that forwards them, their names) of a ``def``."""
     fn = ast.parse(def_source).body[0]
-    params = ast.get_source_segment(def_source, fn.args) if fn.args.args else ""
+    params = ast.unparse(fn.args)
     names = [a.arg for a in fn.args.args]
     n_default = len(fn.args.defaults)
     call = [n if k < len(names) - n_default else f"{n}={n}" for k, n in enumerate(names)]
