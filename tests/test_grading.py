@@ -169,7 +169,7 @@ def test_messages_are_those_of_the_check_run_in_the_notebook(graded):
         for k, ex in enumerate(known[sub.lecture].exercises):
             if ex.function not in want["words"]:
                 continue
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), grade._not_strict():
                 direct = ex.check(namespace[ex.function], seed=SEED + k)
             assert _message(row, ex.function) == str(direct), (path, ex.function)
             compared += 1

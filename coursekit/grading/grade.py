@@ -10,7 +10,8 @@ Writes into GRADES (default ``build/grades``):
   several for the same lecture;
 - ``submissions.csv``: the same, one row per submitted file (what ``--merge`` reads);
 - ``feedback/<file>.md``: each exercise's points and the check's message, per file;
-- ``summary.md``: the mean per exercise and the most common mistakes (also printed).
+- ``summary.md``: the mean per exercise and the most common mistakes (also printed);
+- ``rows.json``: every row with its messages, what ``--merge`` reads with ``submissions.csv``.
 
 Each file's code runs in the sandbox of :mod:`coursekit.grading.worker`; the checks of
 ``coursekit.exercises`` run here, in the grader, with ``--seed`` choosing inputs the notebook
@@ -120,7 +121,7 @@ def grade_file(sub: notebook.Submission, sandbox: worker.Sandbox, *, seed: int, 
             proxy = worker.RemoteFunction(
                 session, ex.function, source_name, worker.signature_of(sub.source, ex.function)
             )
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), _not_strict():
                 result = ex.check(proxy, seed=seed + k)
             if proxy.fault is not None:
                 raise GraderFault(f"{ex.number}: {proxy.died}") from proxy.fault
@@ -132,6 +133,17 @@ def grade_file(sub: notebook.Submission, sandbox: worker.Sandbox, *, seed: int, 
         if state["session"] is not None:
             state["session"].close()
     return row
+
+
+@contextlib.contextmanager
+def _not_strict():
+    """A failed check is a grade here, never an exception (COURSEKIT_STRICT is for notebooks)."""
+    saved = os.environ.pop("COURSEKIT_STRICT", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["COURSEKIT_STRICT"] = saved
 
 
 def _similar(name: str, functions: set[str]) -> str:
