@@ -6,6 +6,7 @@ every hostile case, >= 30 notebooks per lecture) is generated and graded once pe
 -j 2 and short limits so that the endless loops cost seconds.
 """
 
+import ast
 import contextlib
 import csv
 import io
@@ -118,7 +119,7 @@ def test_hostile_cases_get_zero_with_the_reason(graded):
         "fork-bomb": "BlockingIOError",
         "gigabytes-of-output": "File too large",
         "write-outside": ("Read-only file system", "Permission denied"),  # not "No such file"
-        "monkeypatch": "is None",
+        "monkeypatch": ("is None", "got NoneType"),
         "read-stack": "expected a torch.Tensor",
         "failing-import": "NameError: name 'this_package_does_not_exist'",
         "missing": "does not define",
@@ -164,7 +165,9 @@ def test_messages_are_those_of_the_check_run_in_the_notebook(graded):
         name = f"<submission {sub.relpath}>"
         worker.register_source(name, sub.source)
         namespace = {"__name__": "__submission__"}
-        exec(compile(sub.source, name, "exec"), namespace)
+        for stmt in ast.parse(sub.source).body:  # as the worker loads it: statement by statement
+            with contextlib.suppress(Exception):
+                exec(compile(ast.Module([stmt], []), name, "exec"), namespace)
         row = graded["rows"][path]
         for k, ex in enumerate(known[sub.lecture].exercises):
             if ex.function not in want["words"]:
@@ -182,8 +185,8 @@ def test_grading_again_gives_the_same_rows_and_hostile_files_change_no_other_row
     picked = [
         n
         for n in names
-        if "ok" in n.split("_")[0]
-        or any(k in n for k in ("monkeypatch", "fork-bomb", "segfault", "wrong03", "partial1"))
+        if n.startswith(("L02", "L06"))
+        and any(k in n for k in ("ok", "monkeypatch", "fork-bomb", "segfault", "wrong03"))
     ]
     folder = tmp_path / "again"
     for n in picked:
