@@ -120,7 +120,7 @@ def test_hostile_cases_get_zero_with_the_reason(graded):
         "gigabytes-of-output": "File too large",
         "write-outside": ("Read-only file system", "Permission denied"),  # not "No such file"
         "monkeypatch": ("is None", "got NoneType"),
-        "read-stack": "expected a torch.Tensor",
+        "read-stack": ("expected a torch.Tensor", "got "),
         "failing-import": "NameError: name 'this_package_does_not_exist'",
         "missing": "does not define",
         "renamed": "_v2`: keep the name",
@@ -172,10 +172,14 @@ def test_messages_are_those_of_the_check_run_in_the_notebook(graded):
         for k, ex in enumerate(known[sub.lecture].exercises):
             if ex.function not in want["words"]:
                 continue
-            with contextlib.redirect_stdout(io.StringIO()), grade._not_strict():
-                direct = ex.check(namespace[ex.function], seed=SEED + k)
-            assert _message(row, ex.function) == str(direct), (path, ex.function)
-            compared += 1
+            messages = []
+            for rng_seed in (1, 2):  # an answer that draws random numbers is compared by points
+                torch.manual_seed(rng_seed)
+                with contextlib.redirect_stdout(io.StringIO()), grade._not_strict():
+                    messages.append(str(ex.check(namespace[ex.function], seed=SEED + k)))
+            if messages[0] == messages[1]:
+                assert _message(row, ex.function) == messages[0], (path, ex.function)
+                compared += 1
     assert compared > 100
 
 
