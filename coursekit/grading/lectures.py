@@ -91,6 +91,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "ddpm_step": diffusion.check_ddpm_step,
             "ddim_step": diffusion.check_ddim_step,
             "guided_eps": diffusion.check_guidance,
+            "replace_known": diffusion.check_replace_known,
         },
     }
 
