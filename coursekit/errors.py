@@ -75,3 +75,8 @@ def install_notebook_handler() -> bool:
 
 
 install_notebook_handler()
+
+
+class CheckpointError(CourseError, ValueError):
+    """A training checkpoint is damaged, missing or from another model; the message names the
+    file and says what to do (resume from its ``.prev``, delete it, or restore it)."""

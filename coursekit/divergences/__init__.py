@@ -3,7 +3,7 @@
 - ``f_divergences``: generators, closed forms between Gaussians, mixtures, quadrature and
   Monte-Carlo estimates (the conventions are stated there);
 - ``bounds``: f-GAN and Donsker-Varadhan bounds on critic outputs, the optimal discriminator,
-  and critic training;
+  and critic training (a critic-only ``train.Adversarial`` run by ``train.fit``);
 - ``gaussian_fit``: one Gaussian fitted to a density by forward or reverse KL.
 """
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coursekit import train
 from coursekit.divergences.f_divergences import FDivergence
 
 # ----------------------------------------------------------------------------------------------
@@ -88,10 +89,26 @@ def train_critic(
     ``sample_p(n, generator)`` returns (n, D) samples on the critic's device.
     The held-out estimate uses one fixed evaluation sample, so the curve shows the critic
     improving rather than sampling noise.
+
+    The training itself is the course's one two-player step with the generator held fixed:
+    ``train.Adversarial(nn.Identity(), critic, None, d_loss, g_opt=None, d_opt=Adam, noise=sample_q)``
+    run by ``train.fit`` on batches of ``sample_p``, where ``d_loss = -bound`` (the critic
+    maximises the bound). Each step draws ``x_p`` then ``x_q`` from ``generator``.
     """
     start = time.perf_counter()
-    opt = torch.optim.Adam(critic.parameters(), lr=lr)
     x_p_eval, x_q_eval = sample_p(eval_size, generator), sample_q(eval_size, generator)
+    critic_only = train.Adversarial(
+        nn.Identity(),  # Q's samples are the "generator's", and Q does not move
+        critic,
+        None,
+        lambda v_p, v_q: -bound(v_p.reshape(-1), v_q.reshape(-1)),  # maximise the bound
+        g_opt=None,
+        d_opt=torch.optim.Adam(critic.parameters(), lr=lr),
+        noise=sample_q,
+        rng=generator,
+    )
+    samples_of_p = iter(lambda: (sample_p(batch_size, generator), None), None)  # endless
+    dev = next(critic.parameters()).device
     trace = CriticTrace()
 
     def evaluate(step: int) -> None:
@@ -101,13 +118,11 @@ def train_critic(
         trace.estimates.append(float(value))
 
     evaluate(0)
-    for step in range(1, steps + 1):
-        x_p, x_q = sample_p(batch_size, generator), sample_q(batch_size, generator)
-        loss = -bound(critic(x_p).reshape(-1), critic(x_q).reshape(-1))  # maximise the bound
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % eval_every == 0 or step == steps:
-            evaluate(step)
+    done = 0
+    while done < steps:  # train up to the next evaluation, then measure on the held-out sample
+        chunk = min(eval_every, steps - done)
+        train.fit(critic_only, samples_of_p, steps=chunk, progress=False, device=dev)
+        done += chunk
+        evaluate(done)
     trace.seconds = time.perf_counter() - start
     return trace
