@@ -7,7 +7,7 @@ NB ?=
 FRESH ?=
 LAB ?= $(PY) -m jupyter lab
 
-.PHONY: course test lab workspace notebooks check release install clean
+.PHONY: course test lab workspace notebooks check release install clean grade
 
 $(VENV)/.installed: pyproject.toml tools/install.py
 	$(PYTHON) tools/install.py --venv $(VENV) --torch "$(TORCH)"
@@ -51,3 +51,11 @@ release: install
 
 clean:
 	rm -rf build .pytest_cache
+
+## make grade SUBMISSIONS=folder [GRADES=build/grades] [JOBS=1]: grade submitted notebooks (README: Grading)
+SUBMISSIONS ?=
+GRADES ?= build/grades
+JOBS ?= 1
+grade: install
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=path/to/folder [GRADES=build/grades] [JOBS=1]"; exit 2)
+	$(PY) -m coursekit.grading.grade "$(SUBMISSIONS)" -o "$(GRADES)" -j $(JOBS)

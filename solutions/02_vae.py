@@ -605,7 +605,7 @@ except NotImplementedError as e:
 # %%
 def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
     """log (1/k) sum_i exp(log_w[i]), (B,), without overflow or underflow."""
-    ### BEGIN SOLUTION
+    ### BEGIN SOLUTION points=2
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
     ### END SOLUTION
 

@@ -646,7 +646,7 @@ HALF, QUARTER = 1 << (PRECISION - 1), 1 << (PRECISION - 2)
 
 def arithmetic_encode(symbols, cdfs):
     """Arithmetic-code symbols[i] with the integer cdf cdfs[i]; returns a list of 0/1 bits."""
-    ### BEGIN SOLUTION
+    ### BEGIN SOLUTION points=3
     low, high, pending, bits = 0, (1 << PRECISION) - 1, 0, []
 
     def emit(bit):

@@ -43,6 +43,8 @@ import coursekit  # noqa: E402
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
+# `### BEGIN SOLUTION points=N` gives an exercise N points in the grader (default 1)
+BEGIN_LINE = re.compile(r"^### BEGIN SOLUTION(?: points=\d+(?:\.\d+)?)?$")
 INSTRUCTOR, STUDENT = "instructor", "student"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 SOURCE_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.py$")
@@ -68,7 +70,7 @@ def find_regions(text: str, path: Path) -> list[Region]:
             raise BuildError(
                 f"{path}:{open_at}: `{BEGIN}` is not closed before the next cell starts"
             )
-        if stripped == BEGIN:
+        if BEGIN_LINE.match(stripped):
             if open_at is not None:
                 raise BuildError(
                     f"{path}:{lineno}: nested `{BEGIN}` (the region opened at line {open_at} is still open)"
@@ -101,7 +103,7 @@ def strip_solutions(
     out: list[str] = []
     inside = False
     for offset, line in enumerate(source.split("\n")):
-        if line.strip() == BEGIN:
+        if BEGIN_LINE.match(line.strip()):
             if not line[: len(line) - len(line.lstrip())]:
                 raise BuildError(
                     f"{path}:{first_line + offset}: put solution regions inside a function body, so the "
@@ -220,7 +222,8 @@ def build(path: Path, student: bool) -> str:
     out.metadata = {
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python"},
-        "coursekit": {"generated_sha256": ""},
+        # lecture: what the grader checks a submission's content against
+        "coursekit": {"generated_sha256": "", "lecture": lecture},
     }
     nbformat.validate(out)
     text = nbformat.writes(out) + "\n"
