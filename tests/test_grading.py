@@ -21,7 +21,7 @@ import torch
 
 from coursekit.grading import corpus, grade, lectures, notebook, wire, worker
 
-LIMITS = worker.Limits(call_seconds=2.0, cpu_seconds=20, memory_mb=768)
+LIMITS = worker.Limits(call_seconds=5.0, cpu_seconds=20, memory_mb=768)
 SEED = grade.DEFAULT_SEED
 
 
