@@ -249,17 +249,26 @@ def elbo(model, name, n=20_000):
 
 
 # %%
-KS = utils.pick(smoke=(2, 4), cpu=(2, 8, 32), gpu=(2, 8, 32))
-PLANAR_STEPS = utils.pick(smoke=30, cpu=800, gpu=3000)
+KS = utils.pick(smoke=(2, 4), cpu=(2, 8, 16), gpu=(2, 8, 32))
+PLANAR_STEPS = utils.pick(smoke=30, cpu=400, gpu=3000)
+PLANAR_BATCH = utils.pick(smoke=64, cpu=128, gpu=512)
 t0 = time.perf_counter()
-planar = {(u, K): fit_reverse_kl(u, K, steps=PLANAR_STEPS) for u in ENERGIES for K in KS}
+planar = {
+    (u, K): fit_reverse_kl(u, K, steps=PLANAR_STEPS, batch=PLANAR_BATCH)
+    for u in ENERGIES
+    for K in KS
+}
 gaps = {key: log_Z[key[0]] - elbo(model, key[0]) for key, model in planar.items()}
-radial = {u: fit_reverse_kl(u, KS[-1], layer=flows.Radial, steps=PLANAR_STEPS) for u in ENERGIES}
+K_RADIAL = KS[1]
+radial = {
+    u: fit_reverse_kl(u, K_RADIAL, layer=flows.Radial, steps=PLANAR_STEPS, batch=PLANAR_BATCH)
+    for u in ENERGIES
+}
 radial_gaps = {u: log_Z[u] - elbo(m, u) for u, m in radial.items()}
 planar_seconds = time.perf_counter() - t0
 print(f"{len(planar) + len(radial)} fits in {planar_seconds:.0f} s")
 print("KL(q || p*) = log Z - ELBO, nats")
-print("energy " + " ".join(f"planar K={K:<3d}" for K in KS) + f"  radial K={KS[-1]}")
+print("energy " + " ".join(f"planar K={K:<3d}" for K in KS) + f"  radial K={K_RADIAL}")
 for u in ENERGIES:
     row = " ".join(f"{gaps[(u, K)]:12.3f}" for K in KS)
     print(f"{u:6s} {row}  {radial_gaps[u]:10.3f}")
@@ -349,7 +358,7 @@ def kde_log_prob(train_x, query, bandwidth):
 
 
 TOY_N = utils.pick(smoke=256, cpu=4000, gpu=20000)
-TOY_STEPS = utils.pick(smoke=30, cpu=1500, gpu=6000)
+TOY_STEPS = utils.pick(smoke=30, cpu=600, gpu=6000)
 toy_rows, toy_models = {}, {}
 t0 = time.perf_counter()
 for name in ("moons", "8gaussians"):
@@ -362,9 +371,9 @@ for name in ("moons", "8gaussians"):
     row = {"KDE": kde_nll}
     for label, masks in [
         ("alternating", None),
-        ("fixed", [flows.checkerboard_mask((2,), 0)] * 8),
+        ("fixed", [flows.checkerboard_mask((2,), 0)] * 6),
     ]:
-        model = builders.realnvp(2, num_layers=8, hidden=64, masks=masks)
+        model = builders.realnvp(2, num_layers=6, hidden=64, masks=masks)
         train.fit(model, x_toy, steps=TOY_STEPS, lr=2e-3, batch_size=256, progress=False,
                   generator=gen, device=DEV)  # fmt: skip
         model.eval()
@@ -629,7 +638,7 @@ def deq(kind):
     return flows.VariationalDequantizer(D, L_LEVELS, hidden=utils.pick(smoke=8, cpu=64, gpu=128))
 
 
-H_NVP = utils.pick(smoke=16, cpu=64, gpu=256)
+H_NVP = utils.pick(smoke=16, cpu=128, gpu=256)
 digit_models = {
     "RealNVP, uniform": (lambda: builders.realnvp_flat((1, 8, 8), 8, H_NVP), "uniform"),
     "RealNVP, variational": (lambda: builders.realnvp_flat((1, 8, 8), 8, H_NVP), "variational"),
