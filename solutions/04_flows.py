@@ -344,7 +344,7 @@ checks.check_affine_coupling(coupling_forward, coupling_inverse)
 # %% [markdown]
 # ### RealNVP on 2-D data, and two bad masks
 #
-# We train an 8-layer RealNVP by maximum likelihood on two toy sets and compare its test NLL
+# We train a 6-layer RealNVP by maximum likelihood on two toy sets and compare its test NLL
 # with a Gaussian kernel density estimate whose bandwidth is chosen on a validation set, and
 # its samples with the data by the energy distance, against the real-vs-real floor. Then two
 # mistakes. A **fixed mask** (the same half transformed in every layer) never transforms the
@@ -405,9 +405,13 @@ for j, name in enumerate(toy_rows):
 plt.show()
 
 # %% [markdown]
-# In the cpu profile you should see the RealNVP beat the tuned KDE on both sets (about 0.05
-# nats lower on moons), with samples within the real-vs-real spread of the energy distance,
-# and the fixed mask clearly worse: its first coordinate is only ever a Gaussian.
+# In the cpu profile (1500 steps) you should see the RealNVP come close to the tuned KDE
+# without beating it: 2.47 against 2.40 nats on moons, 3.08 against 2.83 on the eight
+# Gaussians. Its moons samples are within the real-vs-real spread (energy distance 0.0002,
+# 95th percentile 0.0020), the eight Gaussians' are not (0.009 against 0.0009: the flow keeps
+# thin bridges of mass between the modes, since an invertible map cannot tear the Gaussian
+# apart). The fixed mask is 0.86 and 1.85 nats worse: its first coordinate is only ever a
+# Gaussian.
 #
 # Now the leaky mask, measured against autograd:
 
@@ -442,7 +446,8 @@ print(f"leaky mask: mean |claimed - true log-det| = {leak_logdet_error:.3f} nats
       f"max |inverse(forward(x)) - x| = {leak_inverse_error:.3f}")  # fmt: skip
 
 # %% [markdown]
-# You should see both errors far from zero (about 0.5 nats and 0.5 in the cpu profile):
+# You should see both errors far from zero (0.88 nats on average, and an "inverse" off by up
+# to 80 in the cpu profile):
 # the model would report a likelihood that is not the likelihood of anything, and could not
 # sample. The masked network of eq. (4) makes both exact (the tests of `coursekit.flows` check
 # every layer's log-det against autograd to $10^{-6}$).
@@ -515,8 +520,8 @@ for C in utils.pick(smoke=(8, 32), cpu=(16, 64, 256, 512), gpu=(16, 64, 256, 512
 lu_speedup = lu_rows[-1][1] / lu_rows[-1][2]
 
 # %% [markdown]
-# You should see the same log-det both ways, and the LU sum about 500× cheaper than slogdet
-# at $C = 512$ in the cpu profile (3.7 ms against 0.007 ms) (the matrix product $P L U$ that builds $W$ is still
+# You should see the same log-det both ways, and the LU sum about 700× cheaper than slogdet
+# at $C = 512$ in the cpu profile (3.9 ms against 0.005 ms) (the matrix product $P L U$ that builds $W$ is still
 # $O(C^3)$, but a cheap one, and the inverse of $W$ is only needed for sampling).
 #
 # **Squeeze** turns each 2×2 block of pixels into 4 channels, $(C, H, W) \to (4C, H/2, W/2)$,
@@ -599,7 +604,7 @@ print(f"  with L - 1 = 16 as the offset:                  {continuous_bpd + math
 # validation bound (early stopping). Models: a RealNVP on the flattened digits (logit, then
 # ActNorm + affine couplings with checkerboard masks) with uniform and with variational
 # dequantization at the same number of steps, a MAF with variational dequantization, and a
-# small multi-scale Glow. The test bound is importance-weighted with `IW` noise draws.
+# small multi-scale Glow (given 1600 steps instead of 1000: it was still improving). The test bound is importance-weighted with `IW` noise draws.
 
 # %%
 perm = torch.randperm(len(digits_train), generator=torch.Generator().manual_seed(0))
@@ -699,13 +704,15 @@ print(f"best: {best_name}, {best_bpd:.3f} bits/dim (IW-{IW} bound); variational 
       f"dequantization gains {variational_gain:.3f} bits/dim over uniform")  # fmt: skip
 
 # %% [markdown]
-# In the cpu profile you should see the flows at about 2.0 bits/dim (importance-weighted
-# bound), between lecture 03's FVSBN (2.04) and its gated PixelCNN (1.82), and the
-# validation curves turn up after a few hundred steps: without early stopping these flows
-# would report their overfitted last step. The single-draw bound is looser by several
-# hundredths of a bit: the number's meaning depends on which bound it is, so we always say.
-# The samples are blurry digits with speckle: a flow must spend its capacity on every pixel
-# of every bin.
+# In the cpu profile you should see the small Glow best at 1.988 bits/dim (importance-weighted
+# bound, 256 draws), the RealNVP at 2.019 with variational and 2.051 with uniform
+# dequantization (variational gains 0.033 at the same 1000 steps) and the MAF at 2.051: all
+# between lecture 03's FVSBN (2.04) and its gated PixelCNN (1.82). The validation curves of
+# RealNVP and MAF turn up after 350–550 steps: without early stopping these flows would report
+# their overfitted last step. The single-draw bound is looser by about 0.1 bits/dim (2.085
+# for the Glow): the number's meaning depends on which bound it is, so we always say. The
+# samples are blurry digits with speckle: a flow must spend its capacity on every pixel of
+# every bin.
 #
 # ## 6. Autoregressive flows: MAF and IAF
 #
@@ -740,8 +747,8 @@ print(f"MAF: sampling {maf_ratio:.0f}x slower than density; IAF: density {iaf_ra
       "slower than sampling")  # fmt: skip
 
 # %% [markdown]
-# You should see each slow direction roughly $D = 64$ times the fast one (55× for the MAF and
-# 64× for the IAF in the cpu profile: 0.7 ms against 40 ms for 256 points). Which to pick
+# You should see each slow direction roughly $D = 64$ times the fast one (62× for the MAF and
+# 66× for the IAF in the cpu profile: 0.6 ms against 40 ms for 256 points). Which to pick
 # depends on the job: MAF to fit data by maximum likelihood, IAF to draw many samples (or as
 # a variational posterior, whose samples need their own density only, which the IAF has for
 # free).
