@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -53,10 +54,15 @@ def image_grid(
     vmin: float = 0.0,
     vmax: float = 1.0,
     pad: int = 1,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
 ) -> Figure:
     """Show images (N, 1|3, H, W) as one grid, ``nrow`` images per row (default ~sqrt(N)).
 
     Values are shown on [vmin, vmax] (clipped): [0, 1] is the course's image range.
+    ``row_labels`` (one per row of the grid) are written left of the rows, ``col_labels``
+    (one per column) above the columns, e.g. the schedule of each row and the time of each
+    column.
     """
     x = _np(x)
     if x.ndim == 3:  # (N, H, W): grey images without a channel axis
@@ -79,13 +85,35 @@ def image_grid(
     else:
         ax.imshow(canvas.transpose(1, 2, 0), interpolation="nearest")  # (H_grid, W_grid, 3)
     ax.set_axis_off()
+    for labels, count, where in ((row_labels, ncol_rows, "rows"), (col_labels, nrow, "columns")):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"image_grid: {len(labels)} labels for {count} {where} of the grid.")
+    for r, label in enumerate(row_labels or ()):  # right-aligned, just left of the canvas
+        ax.text(-1, pad + r * (H + pad) + H / 2 - 0.5, label, ha="right", va="center")
+    for c, label in enumerate(col_labels or ()):  # centred, just above the canvas
+        ax.text(pad + c * (W + pad) + W / 2 - 0.5, -1, label, ha="center", va="bottom")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, pad=16 if col_labels else 6)
     return fig
 
 
 # ---------------------------------------------------------------------------------------------
 # 2-D data
+
+
+def padded_lims(*xs, margin: float = 0.1, q: float = 0.5) -> tuple[tuple[float, float], ...]:
+    """((xlo, xhi), (ylo, yhi)) that hold the points (N, 2) of all ``xs``, with a margin.
+
+    The ends are the ``q``-th and ``(100 - q)``-th percentiles (so a few outliers do not
+    shrink the picture), widened by ``margin`` times the range on each side.
+    """
+    both = np.concatenate([_np(x) for x in xs])  # (sum N, 2)
+    lo, hi = np.percentile(both, q, axis=0), np.percentile(both, 100 - q, axis=0)
+    pad = margin * (hi - lo)
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (
+        float(lo[1] - pad[1]),
+        float(hi[1] + pad[1]),
+    )
 
 
 def scatter_2d(
@@ -160,10 +188,7 @@ def compare_2d(
 ) -> Figure:
     """Data and samples side by side, on shared axes."""
     if lims is None:
-        both = np.concatenate([_np(real), _np(samples)])
-        lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
-        margin = 0.1 * (hi - lo)
-        lims = ((lo[0] - margin[0], hi[0] + margin[0]), (lo[1] - margin[1], hi[1] + margin[1]))
+        lims = padded_lims(real, samples)
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
     scatter_2d(real, ax=axes[0], title=titles[0], s=s, lims=lims)
     scatter_2d(samples, ax=axes[1], title=titles[1], s=s, lims=lims, c="tab:orange")
@@ -204,20 +229,24 @@ def vector_field(
     fn: Callable[[torch.Tensor], torch.Tensor],
     lims: Lims = (-4.0, 4.0),
     ax: Axes | None = None,
-    n: int = 20,
+    n: int | tuple[int, int] = 20,
     title: str | None = None,
 ) -> Figure:
-    """Quiver plot of a 2-D field (a score or a velocity): fn((n*n, 2) float32 CPU) -> (n*n, 2).
+    """Quiver plot of a 2-D field (a score or a velocity): fn((N, 2) float32 CPU) -> (N, 2).
 
-    For a field that also takes time, pass ``lambda x: v(x, torch.full((len(x),), t))``.
-    Arrows are coloured by their length.
+    The arrows sit on an ``n`` x ``n`` grid over ``lims``, or ``(n_x, n_y)`` for a wide or
+    tall region. For a field that also takes time, pass
+    ``lambda x: v(x, torch.full((len(x),), t))``. Arrows are coloured by their length.
     """
     (x0, x1), (y0, y1) = _xy_lims(lims)
-    gy, gx = torch.meshgrid(torch.linspace(y0, y1, n), torch.linspace(x0, x1, n), indexing="ij")
-    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # (n*n, 2)
+    n_x, n_y = (n, n) if isinstance(n, int) else n
+    gy, gx = torch.meshgrid(
+        torch.linspace(y0, y1, n_y), torch.linspace(x0, x1, n_x), indexing="ij"
+    )  # (n_y, n_x) each
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # (n_y * n_x, 2)
     with torch.no_grad():
-        v = _np(fn(grid))  # (n*n, 2)
-    if v.shape != (n * n, 2):
+        v = _np(fn(grid))  # (n_y * n_x, 2)
+    if v.shape != (n_x * n_y, 2):
         raise ValueError(f"vector_field: fn must map (N, 2) to (N, 2), got {v.shape}.")
     fig, ax = _axes(ax)
     ax.quiver(
@@ -236,6 +265,26 @@ def vector_field(
 
 # ---------------------------------------------------------------------------------------------
 # Curves and bars
+
+
+def plain_log_axis(ax: Axes, axis: str = "y", subs: Sequence[int] = (2, 3, 5)) -> None:
+    """Label a log-scaled axis with plain numbers (2, 5, 10, 20, 0.5), not "5×10⁰" or "10¹".
+
+    Every power of ten is labelled, and the minor ticks at ``subs`` × 10^k; on an axis that
+    spans less than a factor of 3, every minor tick, so that a short axis keeps some labels.
+    Call it after the axis is log-scaled; ``axis`` is "x", "y" or "both".
+    """
+    if axis not in ("x", "y", "both"):
+        raise ValueError(f'plain_log_axis: axis must be "x", "y" or "both", got {axis!r}.')
+    for a in {"x": [ax.xaxis], "y": [ax.yaxis], "both": [ax.xaxis, ax.yaxis]}[axis]:
+
+        def minor(v, _, a=a):
+            lo, hi = sorted(a.get_view_interval())
+            mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9))  # 2 for 0.2, 20, 200
+            return f"{v:g}" if mantissa in subs or hi < 3 * lo else ""
+
+        a.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        a.set_minor_formatter(mticker.FuncFormatter(minor))
 
 
 def loss_curves(

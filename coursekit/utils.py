@@ -10,6 +10,11 @@ The profile is ``COURSEKIT_PROFILE`` when set, else ``gpu`` when CUDA is availab
 else ``cpu``. Notebooks take every size from it::
 
     STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
+
+Two more settings are read once, when a notebook first asks for the profile or the device:
+``COURSEKIT_DEVICE`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``; checked against this
+machine) and ``COURSEKIT_THREADS`` (the CPU threads torch uses; default half the cores).
+A bad value of any of them raises ``errors.SettingError`` naming the variable.
 """
 
 from __future__ import annotations
@@ -17,40 +22,112 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 from typing import TypeVar
 
 import numpy as np
 import torch
+
+from coursekit import errors
 
 PROFILES = ("smoke", "cpu", "gpu")
 
 T = TypeVar("T")
 
 
-def device() -> torch.device:
-    """The best available device: cuda, then mps, then cpu; ``COURSEKIT_DEVICE`` overrides."""
-    requested = os.environ.get("COURSEKIT_DEVICE")
-    if requested:
-        dev = torch.device(requested)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"COURSEKIT_DEVICE={requested!r} but CUDA is not available here. "
-                "Unset COURSEKIT_DEVICE or set it to 'cpu'."
-            )
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
+def _available_devices() -> list[str]:
+    """The devices usable here, in the order ``device()`` prefers them."""
+    found = (
+        [f"cuda:{k}" for k in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def _requested_device(requested: str) -> torch.device:
+    """``COURSEKIT_DEVICE`` checked against what this machine has (a ``SettingError`` if not)."""
+    name = requested.strip().lower()
+    available = _available_devices()
+    usable = {*available, *(["cuda"] if available[0].startswith("cuda") else [])}
+    if name in usable:
+        return torch.device(name)
+    if re.fullmatch(r"cuda(:\d+)?|mps", name):
+        why = f"there is no {name} on this machine"
+    else:
+        why = "it is not a device name coursekit knows (cpu, cuda, cuda:N, mps)"
+    raise errors.SettingError(
+        f"COURSEKIT_DEVICE={requested!r} cannot be used: {why}. Available here: "
+        f"{', '.join(available)}. Set COURSEKIT_DEVICE to one of these, or unset it to use "
+        f"the best one ({available[0]})."
+    )
+
+
+def device() -> torch.device:
+    """The best available device: cuda, then mps, then cpu; ``COURSEKIT_DEVICE`` overrides.
+
+    ``COURSEKIT_DEVICE`` is ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (any case); a device this
+    machine lacks, or another name, raises a ``SettingError`` that lists what is available.
+    Also applies the CPU thread count (``threads()``) the first time.
+    """
+    _apply_threads()
+    requested = os.environ.get("COURSEKIT_DEVICE", "")
+    if requested.strip():
+        return _requested_device(requested)
+    return torch.device(_available_devices()[0].split(":")[0])
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads() -> int:
+    """The CPU threads torch should use: ``COURSEKIT_THREADS`` if set, else torch's own count
+    if ``OMP_NUM_THREADS`` is set, else half the cores (at least 1).
+
+    Half, because on a 2-core machine two threads made training about 4 times slower as soon
+    as one other process ran (a browser, a second notebook), while one thread cost nothing
+    when the machine was idle; the README has the numbers (benchmarks/bench_threads.py).
+    """
+    requested = os.environ.get("COURSEKIT_THREADS", "").strip()
+    if requested:
+        if not requested.isdigit() or int(requested) < 1:
+            raise errors.SettingError(
+                f"COURSEKIT_THREADS={requested!r} is not a number of threads: use a whole "
+                f"number from 1 up (this machine has {cores()} cores), or unset it to use "
+                f"half the cores ({max(1, cores() // 2)})."
+            )
+        return int(requested)
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()
+    return max(1, cores() // 2)
+
+
+_threads_applied: int | None = None
+
+
+def _apply_threads() -> None:
+    """``torch.set_num_threads(threads())``, once per value (a later change by hand stays)."""
+    global _threads_applied
+    n = threads()
+    if n != _threads_applied:
+        torch.set_num_threads(n)
+        _threads_applied = n
 
 
 def profile() -> str:
-    """The run profile: ``COURSEKIT_PROFILE``, else ``gpu`` with CUDA, else ``cpu``."""
+    """The run profile: ``COURSEKIT_PROFILE``, else ``gpu`` with CUDA, else ``cpu``.
+
+    Also applies the CPU thread count (``threads()``) the first time.
+    """
+    _apply_threads()
     requested = os.environ.get("COURSEKIT_PROFILE")
     if requested:
         if requested not in PROFILES:
-            raise ValueError(
+            raise errors.SettingError(
                 f"COURSEKIT_PROFILE={requested!r} is not a profile; use one of {', '.join(PROFILES)}."
             )
         return requested

@@ -398,8 +398,11 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3))
 t_ms = np.arange(CLIP) / tones_train.sample_rate * 1000
 axes[0].plot(t_ms, tones_train.waveform()[0, 0].numpy(), lw=0.6)
 axes[0].set(xlabel="time (ms)", title="a training clip")
-axes[1].hist(tones_train.codes.flatten().numpy(), bins=256)
-axes[1].set(xlabel="mu-law code", title="codes: mu-law spreads the levels")
+axes[1].hist(tones_train.codes.flatten().numpy(), bins=256, range=(0, 256))
+used = len(tones_train.codes.unique())
+axes[1].set(
+    xlabel="mu-law code", ylabel="samples", title=f"training codes: {used} of 256 levels used"
+)
 plt.show()
 
 # %%
@@ -527,7 +530,7 @@ print(
 def show_temperature(temperature=1.0, axes=None):
     """Samples of both models at one temperature, on two axes (or a new figure)."""
     if axes is None:
-        _, axes = plt.subplots(2, 1, figsize=(5, 3.5))
+        _, axes = plt.subplots(2, 1, figsize=(5, 3), layout="constrained")
     for model, name, ax in [
         (transformer, "Transformer", axes[0]),
         (gated, "gated PixelCNN", axes[1]),
@@ -537,7 +540,7 @@ def show_temperature(temperature=1.0, axes=None):
         plot.image_grid(s, nrow=8, ax=ax, title=f"{name}, T = {temperature:.2f}")
 
 
-fig, axes = plt.subplots(2, 3, figsize=(13, 4.5))
+fig, axes = plt.subplots(2, 3, figsize=(13, 3), layout="constrained")  # grids 4x wider than tall
 for j, temp in enumerate((0.5, 1.0, 1.5)):
     show_temperature(temp, axes[:, j])
 plt.show()

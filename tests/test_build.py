@@ -143,3 +143,61 @@ def test_no_solution_line_reaches_the_student_notebook(source):
         for c in code_of(student.read_text())
     )
     assert stubs == n_regions
+
+
+def _demo_repo(tmp_path, monkeypatch):
+    """build_notebooks pointed at a throw-away repository holding lecture 99 only."""
+    (tmp_path / "solutions").mkdir()
+    write(tmp_path / "solutions", SOURCE)
+    monkeypatch.setattr(build_notebooks, "ROOT", tmp_path)
+    monkeypatch.setattr(build_notebooks, "RESCUED", tmp_path / "workspace" / "rescued")
+    assert build_notebooks.main([]) == 0
+    return tmp_path / "notebooks" / "99_demo.ipynb", tmp_path / "solutions" / "99_demo.ipynb"
+
+
+def test_a_generated_notebook_carries_the_hash_of_its_own_text(tmp_path, monkeypatch):
+    student, full = _demo_repo(tmp_path, monkeypatch)
+    for path in (student, full):
+        text = path.read_text()
+        stored = json.loads(text)["metadata"]["coursekit"]["generated_sha256"]
+        assert stored == build_notebooks.fingerprint(text) and len(stored) == 64
+        assert not build_notebooks.edited(path)
+        path.write_text(text.replace("Goals.", "Goals!"))  # one character
+        assert build_notebooks.edited(path)
+        path.write_text(text.replace(stored, "0" * 64))  # the hash alone
+        assert build_notebooks.edited(path)
+    assert not build_notebooks.edited(tmp_path / "notebooks" / "absent.ipynb")
+    legacy = tmp_path / "notebooks" / "98_old.ipynb"
+    legacy.write_text('{"cells": []}')  # no hash, and not the committed copy: treated as edited
+    assert build_notebooks.edited(legacy)
+
+
+def test_build_moves_an_edited_notebook_aside_and_check_only_reports_it(
+    tmp_path, monkeypatch, capsys
+):
+    student, full = _demo_repo(tmp_path, monkeypatch)
+    pristine = student.read_bytes()
+    answers = []
+    for k in range(2):  # twice within a second: two different names, nothing overwritten
+        student.write_text(student.read_text().replace("write your solution here", f"try {k}"))
+        answers.append(student.read_bytes())
+        assert build_notebooks.main(["--check"]) == 1
+        assert student.read_bytes() == answers[-1], "--check never writes"
+        assert "edited by hand: notebooks/99_demo.ipynb" in capsys.readouterr().out
+        assert build_notebooks.main([]) == 0
+        assert student.read_bytes() == pristine
+        assert "had been edited by hand. Nothing is lost" in capsys.readouterr().err
+    kept = sorted((tmp_path / "workspace" / "rescued" / "notebooks").glob("99_demo.edited-*.ipynb"))
+    assert sorted(p.read_bytes() for p in kept) == sorted(answers)
+    assert build_notebooks.main(["--check"]) == 0
+
+
+def test_setup_cell_clones_quietly_and_falls_back_to_the_default_branch(tmp_path):
+    import coursekit
+
+    nb = json.loads(build_notebooks.build(write(tmp_path, SOURCE), student=True))
+    setup = "".join(nb["cells"][2]["source"])
+    assert '"advice.detachedHead=false"' in setup and '"--quiet"' in setup
+    assert f'"{coursekit.REPOSITORY}", "v{coursekit.__version__}"' in setup
+    assert "has no tag {TAG}" in setup and "default branch" in setup
+    compile(setup, "setup", "exec")

@@ -554,3 +554,119 @@ GUIDANCE_WRONG = [
 @pytest.mark.parametrize("wrong, words", GUIDANCE_WRONG)
 def test_guidance_battery(wrong, words):
     expect_fail(ex06.check_guidance(wrong), words)
+
+
+# --- replacement inpainting (the masked replacement step) ------------------------------------------
+
+
+def replace_known(x, x_known, mask, t, alpha_bar, eps):
+    if t == 0:
+        known = x_known
+    else:
+        a = alpha_bar[t - 1]
+        known = a.sqrt() * x_known + (1 - a).sqrt() * eps
+    return mask * known + (1 - mask) * x
+
+
+def _noised(x_known, ab, eps, a):
+    return a.sqrt() * x_known + (1 - a).sqrt() * eps
+
+
+def _replace_in_place(x, x_known, mask, t, ab, eps):
+    known = x_known if t == 0 else _noised(x_known, ab, eps, ab[t - 1])
+    keep = mask.bool()
+    x[keep] = known[keep]  # writes into the caller's x
+    return x
+
+
+def _replace_hard_coded(x, x_known, mask, t, ab, eps):
+    out = replace_known(x, x_known, mask, t, ab, eps)
+    return out[:3, :1, :6, :8]  # the notebook's sizes written as numbers
+
+
+REPLACE_WRONG = [
+    (
+        lambda x, k, m, t, ab, e: replace_known(x, k, 1 - m, t, ab, e),
+        "inverted the mask",
+    ),
+    (  # off by one everywhere: ᾱ_t for the known pixels, also at t = 0
+        lambda x, k, m, t, ab, e: m * _noised(k, ab, e, ab[t]) + (1 - m) * x,
+        "noised the known pixels to level t (off by one",
+    ),
+    (  # right for t > 0, but noises the last step too
+        lambda x, k, m, t, ab, e: (
+            m * _noised(k, ab, e, ab[0]) + (1 - m) * x
+            if t == 0
+            else replace_known(x, k, m, t, ab, e)
+        ),
+        "at t = 0 with alpha_bar[0]",
+    ),
+    (  # alpha_bar[t - 1] without the t = 0 case: wraps to the last entry
+        lambda x, k, m, t, ab, e: m * _noised(k, ab, e, ab[t - 1]) + (1 - m) * x,
+        "wraps to alpha_bar[−1]",
+    ),
+    (lambda x, k, m, t, ab, e: m * k + (1 - m) * x, "put back the clean x_known"),
+    (
+        lambda x, k, m, t, ab, e: replace_known(x, k, m, t, ab, torch.zeros_like(e)),
+        "forgot the noise term",
+    ),
+    (
+        lambda x, k, m, t, ab, e: (
+            m * (ab[t - 1] * k + (1 - ab[t - 1]) * e) + (1 - m) * x
+            if t > 0
+            else replace_known(x, k, m, t, ab, e)
+        ),
+        "forgot the square roots",
+    ),
+    (
+        lambda x, k, m, t, ab, e: (
+            m * (ab[t - 1].sqrt() * k + (1 - ab[t - 1]) * e) + (1 - m) * x
+            if t > 0
+            else replace_known(x, k, m, t, ab, e)
+        ),
+        "forgot the square root on the noise scale",
+    ),
+    (
+        lambda x, k, m, t, ab, e: m * replace_known(x, k, m, t, ab, e),
+        "dropped the unknown pixels",
+    ),
+    (
+        lambda x, k, m, t, ab, e: replace_known(x, k, torch.ones_like(m), t, ab, e),
+        "replaced every pixel",
+    ),
+    (  # the notebook's schedule (T = 1000) written into the code
+        lambda x, k, m, t, ab, e: replace_known(x, k, m, t, ex06._SCHEDULE.alpha_bar, e),
+        "It passed with B=3",
+    ),
+    (_replace_hard_coded, "It passed with B=3"),
+    (_replace_in_place, "modified its input `x` in place"),
+]
+
+
+def test_replace_known_reference_passes_at_several_seeds():
+    for seed in SEEDS:
+        assert ex06.check_replace_known(replace_known, seed=seed)
+
+
+@pytest.mark.parametrize("wrong, words", REPLACE_WRONG)
+def test_replace_known_battery(wrong, words):
+    expect_fail(ex06.check_replace_known(wrong), words)
+
+
+def test_replace_known_stub_and_the_ends_of_the_chain():
+    def stub(*args):
+        raise NotImplementedError("Exercise 6.6")
+
+    expect_fail(ex06.check_replace_known(stub), "not implemented yet")
+    seen = []
+
+    def spy(x, k, m, t, ab, e):
+        seen.append((len(ab), t, tuple(x.shape)))
+        return replace_known(x, k, m, t, ab, e)
+
+    assert ex06.check_replace_known(spy)
+    for T in {T for T, _, _ in seen}:
+        assert {0, 1, T - 1} <= {t for T2, t, _ in seen if T2 == T}
+    shapes = {s for _, _, s in seen}
+    assert len(shapes) >= 2
+    assert all(len({s[i] for s in shapes}) == len(shapes) for i in range(4))  # every dim differs

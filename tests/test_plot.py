@@ -96,3 +96,73 @@ def test_loss_curves_history_and_dict():
 def test_bar():
     fig = plot.bar({"VAE": 1.2, "flow": torch.tensor(0.9), "DDPM": 0.8}, ylabel="bits/dim")
     assert len(fig.axes[0].patches) == 3
+
+
+def test_image_grid_row_and_column_labels():
+    fig = plot.image_grid(torch.rand(6, 1, 4, 4), nrow=3, row_labels=["linear", "cosine"],
+                          col_labels=["0", "50", "999"], title="t")  # fmt: skip
+    ax = fig.axes[0]
+    texts = {t.get_text(): t.get_position() for t in ax.texts}
+    assert set(texts) == {"linear", "cosine", "0", "50", "999"}
+    assert texts["linear"][1] < texts["cosine"][1]  # image rows go down: row 0 on top
+    assert texts["linear"][0] < 0 and texts["0"][1] < 0  # left of and above the canvas
+    assert texts["0"][0] < texts["50"][0] < texts["999"][0]
+    # every column label sits over the centre of its column: pad 1 + c * (4 + 1) + 1.5
+    np.testing.assert_allclose([texts[k][0] for k in ("0", "50", "999")], [2.5, 7.5, 12.5])
+    with pytest.raises(ValueError, match="3 labels for 2 rows"):
+        plot.image_grid(torch.rand(6, 1, 4, 4), nrow=3, row_labels=["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 labels for 3 columns"):
+        plot.image_grid(torch.rand(6, 1, 4, 4), nrow=3, col_labels=["a", "b"])
+
+
+def test_padded_lims_hold_every_point():
+    x = torch.tensor([[-3.0, -1.0], [3.0, 1.0], [0.0, 0.0]])
+    (x0, x1), (y0, y1) = plot.padded_lims(x, margin=0.1, q=0)
+    assert (x0, x1) == pytest.approx((-3.6, 3.6)) and (y0, y1) == pytest.approx((-1.2, 1.2))
+    (x0, x1), _ = plot.padded_lims(x, x + 10, margin=0.0, q=0)  # several sets: their union
+    assert (x0, x1) == pytest.approx((-3.0, 13.0))
+
+
+def test_vector_field_covers_a_wide_region():
+    """Arrows on an (n_x, n_y) grid reach every edge of rectangular limits."""
+    fig = plot.vector_field(lambda z: -z, lims=((-4, 4), (-2, 2)), n=(9, 5))
+    offsets = fig.axes[0].collections[0].get_offsets()  # (n_x * n_y, 2) arrow tails
+    assert offsets.shape == (45, 2)
+    assert offsets[:, 0].min() == -4 and offsets[:, 0].max() == 4
+    assert offsets[:, 1].min() == -2 and offsets[:, 1].max() == 2
+    with pytest.raises(ValueError, match="must map"):
+        plot.vector_field(lambda z: z[:3], lims=(-1, 1), n=(3, 2))
+
+
+def _visible_labels(ax, axis="y"):
+    ax.figure.canvas.draw()
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(a.get_view_interval())
+    ticks = a.get_major_ticks() + a.get_minor_ticks()
+    return [t.label1.get_text() for t in ticks if t.label1.get_text() and lo <= t.get_loc() <= hi]
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [(2.3, 14, {"3", "5", "10"}), (5.5, 9, {"6", "7", "8", "9"}), (0.2, 40, {"0.5", "1", "10"})],
+)
+def test_plain_log_axis_labels_plain_numbers(lo, hi, expected):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [lo, hi])
+    ax.set_yscale("log")
+    assert any("times" in s or "^" in s for s in _visible_labels(ax))  # matplotlib's "6×10⁰"
+    plot.plain_log_axis(ax)
+    labels = _visible_labels(ax)
+    assert expected <= set(labels)
+    for s in labels:  # each label is a plain number that float() reads
+        assert float(s) > 0 and "times" not in s and "^" not in s and "$" not in s
+
+
+def test_plain_log_axis_both_axes_and_bad_axis():
+    fig, ax = plt.subplots()
+    ax.plot([5, 250], [2.5, 15])
+    ax.set(xscale="log", yscale="log")
+    plot.plain_log_axis(ax, "both")
+    assert {"10", "100"} <= set(_visible_labels(ax, "x"))
+    with pytest.raises(ValueError, match='"x", "y" or "both"'):
+        plot.plain_log_axis(ax, "z")

@@ -1,13 +1,17 @@
 """tools/run_course.py: executes lectures and writes build/results.json with the agreed keys."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import lectures  # noqa: E402
 import run_course  # noqa: E402
 
 RECORDS = """from coursekit import report
@@ -52,3 +56,78 @@ def test_results_json_has_the_agreed_keys_and_failures_are_reported(tmp_path, mo
     out = capsys.readouterr().out
     assert "FAILED" in out and "RuntimeError: boom" in out
     assert "bpd" in out and "<= 1.90" in out and "NO" in out
+
+
+def _lectures(tmp_path):
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    for name in ("01_divergences", "02_vae", "06_diffusion", "16_vae_tokens"):
+        (solutions / f"{name}.py").write_text("# %%\n")
+    for name in ("01_divergences", "02_vae", "06_diffusion"):
+        notebook(solutions / f"{name}.ipynb", "print('ran')")
+    return solutions
+
+
+@pytest.mark.parametrize(
+    "wanted, expected",
+    [
+        (["2"], ["02_vae"]),
+        (["02"], ["02_vae"]),
+        (["002"], ["02_vae"]),
+        (["vae"], ["02_vae"]),
+        (["VAE"], ["02_vae"]),
+        (["02_vae"], ["02_vae"]),
+        (["diff"], ["06_diffusion"]),
+        (["6", "1"], ["01_divergences", "06_diffusion"]),
+        (["1,2"], ["01_divergences", "02_vae"]),
+        (["16"], ["16_vae_tokens"]),
+        ([], ["01_divergences", "02_vae", "06_diffusion", "16_vae_tokens"]),
+        ([" "], ["01_divergences", "02_vae", "06_diffusion", "16_vae_tokens"]),
+    ],
+)
+def test_lectures_by_number_without_leading_zero_or_by_topic(tmp_path, wanted, expected):
+    names = lectures.names_in(_lectures(tmp_path), ".py", ".ipynb")
+    assert lectures.resolve(wanted, names) == expected
+
+
+@pytest.mark.parametrize(
+    "token, what", [("0", "is not"), ("99", "is not"), ("gan", "is not"), ("d", "matches several")]
+)
+def test_unknown_lecture_lists_the_lectures_that_exist(tmp_path, token, what):
+    names = lectures.names_in(_lectures(tmp_path), ".py", ".ipynb")
+    with pytest.raises(lectures.UnknownLectureError) as err:
+        lectures.resolve(["2", token], names)
+    message = str(err.value)
+    assert message.startswith(f"{token!r} {what}")
+    assert "The lectures: 01_divergences, 02_vae, 06_diffusion, 16_vae_tokens." in message
+
+
+@pytest.mark.parametrize(
+    "nb, words",
+    [
+        ("0", "'0' is not a lecture. The lectures: 01_divergences, 02_vae"),
+        ("99", "'99' is not a lecture"),
+        ("16", "16_vae_tokens.ipynb not built yet: run `make notebooks`"),
+    ],
+)
+def test_run_course_with_a_bad_nb_says_so_in_one_line_and_runs_nothing(tmp_path, nb, words):
+    solutions, build = _lectures(tmp_path), tmp_path / "build"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "run_course.py"),
+            "--nb",
+            nb,
+            "--solutions",
+            str(solutions),
+            "--build",
+            str(build),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COURSEKIT_PROFILE": "smoke"},
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("UnknownLectureError: ") and words in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not build.exists(), "nothing ran"

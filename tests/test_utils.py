@@ -1,9 +1,11 @@
 """Profiles, devices and seeds."""
 
+import re
+
 import pytest
 import torch
 
-from coursekit import utils
+from coursekit import errors, utils
 
 
 def test_profile_from_environment_and_pick(monkeypatch):
@@ -29,8 +31,97 @@ def test_device_override(monkeypatch):
     assert utils.device() == torch.device("cpu")
     if not torch.cuda.is_available():
         monkeypatch.setenv("COURSEKIT_DEVICE", "cuda")
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(errors.SettingError, match="there is no cuda on this machine"):
             utils.device()
+
+
+def _machine(monkeypatch, gpus: int, mps: bool) -> None:
+    """Pretend this machine has ``gpus`` CUDA devices and (or not) Apple's mps."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    "gpus, mps, value, expected",
+    [
+        (0, False, "CPU", "cpu"),
+        (0, False, " cpu ", "cpu"),
+        (2, False, "cuda", "cuda"),
+        (2, False, "CUDA:1", "cuda:1"),
+        (0, True, "MPS", "mps"),
+        (0, False, "", "cpu"),
+        (2, False, "", "cuda"),
+        (0, True, "", "mps"),
+    ],
+)
+def test_device_accepts_names_in_any_case_when_the_machine_has_them(
+    monkeypatch, gpus, mps, value, expected
+):
+    _machine(monkeypatch, gpus, mps)
+    monkeypatch.setenv("COURSEKIT_DEVICE", value)
+    assert utils.device() == torch.device(expected)
+
+
+@pytest.mark.parametrize(
+    "gpus, mps, value, why, available",
+    [
+        (0, False, "tpu", "not a device name", "cpu"),
+        (0, False, "gpu", "not a device name", "cpu"),
+        (0, False, "cuda:x", "not a device name", "cpu"),
+        (0, False, "mps", "there is no mps on this machine", "cpu"),
+        (0, True, "cuda", "there is no cuda on this machine", "mps, cpu"),
+        (2, False, "cuda:2", "there is no cuda:2 on this machine", "cuda:0, cuda:1, cpu"),
+    ],
+)
+def test_unusable_device_names_the_variable_and_lists_what_is_available(
+    monkeypatch, gpus, mps, value, why, available
+):
+    _machine(monkeypatch, gpus, mps)
+    monkeypatch.setenv("COURSEKIT_DEVICE", value)
+    with pytest.raises(errors.SettingError) as err:
+        utils.device()
+    message = str(err.value)
+    assert message.startswith(f"COURSEKIT_DEVICE={value!r} cannot be used")
+    assert why in message and f"Available here: {available}." in message
+    assert isinstance(err.value, errors.CourseError) and isinstance(err.value, ValueError)
+
+
+def test_threads_default_to_half_the_cores_and_are_applied_with_the_profile(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(utils, "_threads_applied", None)
+    before = torch.get_num_threads()
+    try:
+        for cores, expected in [(1, 1), (2, 1), (3, 1), (8, 4)]:
+            monkeypatch.setattr(utils, "cores", lambda c=cores: c)
+            assert utils.threads() == expected
+            utils.profile()
+            assert torch.get_num_threads() == expected
+        monkeypatch.setenv("COURSEKIT_THREADS", "3")
+        utils.device()
+        assert torch.get_num_threads() == 3
+        torch.set_num_threads(2)  # a later choice by hand is kept: applied once per value
+        utils.profile()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_follow_omp_num_threads_when_only_that_is_set(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(utils, "cores", lambda: 8)
+    assert utils.threads() == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "2 threads"])
+def test_bad_thread_counts_are_a_setting_error(monkeypatch, value):
+    monkeypatch.setenv("COURSEKIT_THREADS", value)
+    with pytest.raises(
+        errors.SettingError, match=rf"COURSEKIT_THREADS='{re.escape(value)}' is not"
+    ):
+        utils.profile()
 
 
 def test_seed_everything_returns_a_seeded_generator():

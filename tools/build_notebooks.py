@@ -17,13 +17,20 @@ Usage::
     python tools/build_notebooks.py            # rebuild every lecture
     python tools/build_notebooks.py 02         # rebuild lecture 02 only
     python tools/build_notebooks.py --check    # exit 1 if any notebook is stale (make check)
+
+A generated notebook that someone edited (it no longer matches the hash it was written
+with) is never overwritten: it is moved to ``workspace/rescued/`` first, with a message.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
+import string
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +120,51 @@ def strip_solutions(
     return "\n".join(out)
 
 
+# The set-up cell. On Colab: clone the release tag (quietly: no detached-HEAD advice), or,
+# if the repository has no such tag, its default branch with a note saying so; install it
+# next to Colab's torch; print one line naming the version and commit. Elsewhere: nothing.
+SETUP = string.Template("""# Set-up. On Google Colab this installs coursekit $version from the course repository (its tag
+# $tag; if that tag is missing, the default branch, with a note); Colab's own torch is pinned so
+# pip never replaces it. Anywhere else it does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+    import tempfile
+
+    import torch
+
+    REPOSITORY, TAG = "$repo", "$tag"
+    REPO_DIR = "/content/dgm-course"
+    if not os.path.isdir(os.path.join(REPO_DIR, ".git")):
+        clone = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth", "1"]
+        tagged = [*clone, "--branch", TAG, REPOSITORY, REPO_DIR]
+        got = subprocess.run(tagged, capture_output=True, text=True)
+        if got.returncode != 0 and "not found" in got.stderr:
+            print(
+                f"Note: {REPOSITORY} has no tag {TAG}, the release this notebook was made for. "
+                "Using its default branch instead, which may not match this notebook exactly."
+            )
+            got = subprocess.run([*clone, REPOSITORY, REPO_DIR], capture_output=True, text=True)
+        if got.returncode != 0:
+            raise RuntimeError(
+                f"Could not download the course code from {REPOSITORY}:\\n{got.stderr.strip()}\\n"
+                "Check that the runtime is connected to the internet, then run this cell again."
+            )
+    keep_torch = os.path.join(tempfile.gettempdir(), "keep-torch.txt")
+    with open(keep_torch, "w") as f:
+        f.write(f"torch=={torch.__version__}\\n")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--root-user-action=ignore", "-c", keep_torch, "-e", REPO_DIR], check=True)
+    sys.path.insert(0, REPO_DIR)
+    import coursekit
+
+    git_log = ["git", "-C", REPO_DIR, "log", "-1", "--format=%h, %cs"]
+    commit = subprocess.run(git_log, capture_output=True, text=True).stdout.strip()
+    print(f"coursekit {coursekit.__version__} from {REPOSITORY} (commit {commit})")""")
+
+
 def colab_cells(stem: str) -> list[nbformat.NotebookNode]:
     """The badge and the set-up cell, from the one place the repository and version live."""
     repo = coursekit.REPOSITORY.rstrip("/")
@@ -125,29 +177,7 @@ def colab_cells(stem: str) -> list[nbformat.NotebookNode]:
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({badge_url})"
         f" (coursekit {coursekit.__version__}; on Colab choose *Runtime → Change runtime type → GPU*)"
     )
-    setup = f'''# Set-up. On Google Colab this installs coursekit {coursekit.__version__} from the course repository;
-# Colab's own torch is pinned so pip never replaces it. Anywhere else it does nothing.
-import sys
-
-if "google.colab" in sys.modules:
-    import os
-    import subprocess
-
-    import torch
-
-    repo_dir = "/content/dgm-course"
-    if not os.path.isdir(repo_dir):
-        subprocess.run(
-            ["git", "clone", "--quiet", "--depth", "1", "--branch", "{tag}", "{repo}", repo_dir],
-            check=True,
-        )
-    with open("/tmp/keep-torch.txt", "w") as f:
-        f.write(f"torch=={{torch.__version__}}\\n")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep-torch.txt", "-e", repo_dir],
-        check=True,
-    )
-    sys.path.insert(0, repo_dir)'''
+    setup = SETUP.substitute(version=coursekit.__version__, tag=tag, repo=repo)
     return [nbformat.v4.new_markdown_cell(badge), nbformat.v4.new_code_cell(setup)]
 
 
@@ -187,9 +217,67 @@ def build(path: Path, student: bool) -> str:
     for k, cell in enumerate(cells):
         cell.id = f"{'s' if student else 'f'}{lecture}-{k:03d}"
     out = nbformat.v4.new_notebook(cells=cells)
-    out.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    out.metadata = {
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+        "coursekit": {"generated_sha256": ""},
+    }
     nbformat.validate(out)
-    return nbformat.writes(out) + "\n"
+    text = nbformat.writes(out) + "\n"
+    return text.replace(_EMPTY_HASH, f'"generated_sha256": "{fingerprint(text)}"', 1)
+
+
+# ----------------------------------------------------------------------------- edited notebooks
+#
+# A generated notebook carries the hash of its own text (with the hash blanked). A file whose
+# text no longer has that hash was changed after the build (a student answering in it, Jupyter
+# saving it): the build moves it to workspace/rescued/ and says so before writing the new one,
+# so no build step ever overwrites a person's work.
+
+_HASH = re.compile(r'"generated_sha256": "[0-9a-f]*"')
+_EMPTY_HASH = '"generated_sha256": ""'
+RESCUED = ROOT / "workspace" / "rescued"
+
+
+def fingerprint(text: str) -> str:
+    """sha256 of a notebook's text with its own ``generated_sha256`` blanked."""
+    return hashlib.sha256(_HASH.sub(_EMPTY_HASH, text, count=1).encode("utf-8")).hexdigest()
+
+
+def edited(path: Path) -> bool:
+    """Whether ``path`` differs from what this build last wrote there (False if absent)."""
+    if not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace")
+    stored = _HASH.search(text)
+    if stored is None:  # built before notebooks carried their hash: compare with git's copy
+        return text != _committed(path)
+    return stored.group(0) != f'"generated_sha256": "{fingerprint(text)}"'
+
+
+def _committed(path: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "show", f"HEAD:{path.relative_to(ROOT).as_posix()}"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.decode("utf-8", errors="replace")
+
+
+def rescue(path: Path) -> Path:
+    """Move an edited notebook to ``workspace/rescued/<folder>/<name>.edited-<time>.ipynb``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = RESCUED / path.parent.relative_to(ROOT)
+    folder.mkdir(parents=True, exist_ok=True)
+    target, k = folder / f"{path.stem}.edited-{stamp}.ipynb", 1
+    while target.exists():
+        target, k = folder / f"{path.stem}.edited-{stamp}-{k}.ipynb", k + 1
+    path.replace(target)
+    return target
 
 
 def _cell_start_lines(text: str) -> list[int]:
@@ -225,20 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="only report stale notebooks; exit 1 if any"
     )
     args = parser.parse_args(argv)
-    stale, written = [], []
+    stale, changed, written, rescued = [], [], [], []
     try:
         for source in sources(args.lectures):
             for path, text in targets(source).items():
                 if path.exists() and path.read_text(encoding="utf-8") == text:
                     continue
                 if args.check:
-                    stale.append(path)
-                else:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".ipynb.tmp")
-                    tmp.write_text(text, encoding="utf-8")
-                    tmp.replace(path)
-                    written.append(path)
+                    (changed if edited(path) else stale).append(path)
+                    continue
+                if edited(path):
+                    rescued.append((path, rescue(path)))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".ipynb.tmp")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
+                written.append(path)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -252,11 +342,25 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for path in stale:
             print(f"stale: {path.relative_to(ROOT)} (run `make notebooks`)")
+        for path in changed:
+            print(
+                f"edited by hand: {path.relative_to(ROOT)} (generated files are not for answers; "
+                f"`make notebooks` moves it to {RESCUED.relative_to(ROOT)}/ and regenerates it; "
+                "work in workspace/, made by `make workspace`)"
+            )
         for path in orphans:
             print(f"orphan: {path} has no source in solutions/ (delete it or restore its source)")
-        return 1 if stale or orphans else 0
+        return 1 if stale or changed or orphans else 0
     for path in written:
         print(f"wrote {path.relative_to(ROOT)}")
+    for path, kept in rescued:
+        print(
+            f"\n*** {path.relative_to(ROOT)} had been edited by hand. Nothing is lost: the edited "
+            f"file is now {kept.relative_to(ROOT)}, and {path.relative_to(ROOT)} is regenerated. "
+            "Work in workspace/ (`make workspace` copies the student notebooks there once; no "
+            "build step overwrites anything there). ***",
+            file=sys.stderr,
+        )
     return 0
 
 

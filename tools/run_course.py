@@ -12,7 +12,7 @@ failed to execute (a missed target is reported, not an error).
 Usage::
 
     python tools/run_course.py                # every lecture
-    python tools/run_course.py --nb 02        # one lecture
+    python tools/run_course.py --nb 02        # one lecture (also --nb 2, --nb vae)
     python tools/run_course.py --nb 01 --nb 03 --profile smoke
 """
 
@@ -32,7 +32,9 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from coursekit import utils  # noqa: E402
+import lectures  # noqa: E402
+
+from coursekit import errors, utils  # noqa: E402
 
 KEYS = ("lecture", "name", "value", "target", "met", "profile", "device", "seconds", "commit")
 
@@ -105,7 +107,7 @@ def print_table(rows: list[dict], times: dict[str, float], errors: dict[str, str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--nb", action="append", default=[], help="lecture number or name prefix (repeatable)"
+        "--nb", action="append", default=[], help="lecture number or topic (repeatable)"
     )
     parser.add_argument("--profile", choices=utils.PROFILES, help="overrides COURSEKIT_PROFILE")
     parser.add_argument(
@@ -117,15 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         os.environ["COURSEKIT_PROFILE"] = args.profile
     profile = utils.profile()
-    notebooks = sorted(Path(args.solutions).glob("[0-9][0-9]_*.ipynb"))
-    wanted = [s for item in args.nb for s in item.replace(",", " ").split()]
-    if wanted:
-        notebooks = [p for p in notebooks if any(p.name.startswith(w) for w in wanted)]
-    if not notebooks:
-        print(
-            f"no solution notebook matches {wanted or 'solutions/NN_*.ipynb'}; run `make notebooks`"
+    solutions = Path(args.solutions)
+    names = lectures.resolve(args.nb, lectures.names_in(solutions, ".py", ".ipynb"))
+    if not names:
+        raise lectures.UnknownLectureError(f"{solutions} holds no lecture (NN_topic.py)")
+    notebooks = [solutions / f"{name}.ipynb" for name in names]
+    missing = [p for p in notebooks if not p.exists()]
+    if missing:
+        raise lectures.UnknownLectureError(
+            f"{', '.join(str(p) for p in missing)} not built yet: run `make notebooks` "
+            "(it never overwrites a notebook you edited)"
         )
-        return 2
     build = Path(args.build)
     build.mkdir(parents=True, exist_ok=True)
     results_path = build / "results.json"
@@ -155,4 +159,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.run_cli(main)

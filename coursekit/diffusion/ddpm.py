@@ -11,7 +11,8 @@ and the network is trained on the simplified objective E_{t, x_0, ε} ||ε − �
 (``t`` float (B,) = step / T in [0, 1), so
 ``coursekit.networks`` networks work with their default ``time_scale``; ``y`` int64 (B,) or None). What the network predicts is ``prediction``:
 ``"eps"`` (Ho et al.), ``"x0"`` or ``"v"`` = sqrt(ᾱ) ε − sqrt(1 − ᾱ) x_0 (Salimans & Ho, 2022);
-``Diffusion.eps`` always converts to ε, so every sampler in ``sampling.py`` works with all three.
+``Diffusion.eps`` always converts to ε (through ``Diffusion.path``, a ``paths.VPPath``, where
+every conversion lives), so every sampler in ``sampling.py`` works with all three.
 
 Images in the data range ``data_range`` (default [0, 1]) are mapped to [-1, 1] inside the model,
 and samples are mapped back; 2-D toys use ``data_range=None`` (no scaling, no clipping).
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from coursekit import models, utils
 from coursekit.diffusion import sampling
 from coursekit.diffusion.schedules import NoiseSchedule
+from coursekit.paths import VPPath
 
 PREDICTIONS = ("eps", "x0", "v")
 
@@ -45,10 +47,7 @@ def q_sample(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Draw x_t ~ q(x_t | x_0) = N(sqrt(ᾱ_t) x_0, (1 − ᾱ_t) I) (eq. 4); ``t`` int64 (B,)."""
-    if eps is None:
-        eps = utils.randn(x0.shape, x0, generator)
-    a = expand_like(schedule.alpha_bar[t], x0)
-    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+    return VPPath(schedule).sample(x0, t, eps, generator=generator).x_t
 
 
 def q_posterior(
@@ -60,29 +59,6 @@ def q_posterior(
         + expand_like(schedule.posterior_mean_coef_xt[t], x0) * x_t
     )
     return mean, expand_like(schedule.posterior_variance[t], x0)
-
-
-# The three parameterizations are linear in (x_t, x_0, ε) given ᾱ_t; each pair determines the third.
-def eps_to_x0(x_t: Tensor, t: Tensor, eps: Tensor, schedule: NoiseSchedule) -> Tensor:
-    a = expand_like(schedule.alpha_bar[t], x_t)
-    return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
-
-
-def x0_to_eps(x_t: Tensor, t: Tensor, x0: Tensor, schedule: NoiseSchedule) -> Tensor:
-    a = expand_like(schedule.alpha_bar[t], x_t)
-    return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
-
-
-def v_target(x0: Tensor, t: Tensor, eps: Tensor, schedule: NoiseSchedule) -> Tensor:
-    """v = sqrt(ᾱ_t) ε − sqrt(1 − ᾱ_t) x_0 (Salimans & Ho, 2022, sec. 4)."""
-    a = expand_like(schedule.alpha_bar[t], x0)
-    return a.sqrt() * eps - (1 - a).sqrt() * x0
-
-
-def v_to_eps(x_t: Tensor, t: Tensor, v: Tensor, schedule: NoiseSchedule) -> Tensor:
-    """ε = sqrt(1 − ᾱ_t) x_t + sqrt(ᾱ_t) v (rotate (x_t, v) back by the angle of ᾱ_t)."""
-    a = expand_like(schedule.alpha_bar[t], x_t)
-    return (1 - a).sqrt() * x_t + a.sqrt() * v
 
 
 class Diffusion(models.GenerativeModel):
@@ -139,6 +115,11 @@ class Diffusion(models.GenerativeModel):
         """Where x0_hat is clipped while sampling: [-1, 1] for images, nowhere for toys."""
         return None if self.data_range is None else (-1.0, 1.0)
 
+    @property
+    def path(self) -> VPPath:
+        """The probability path x_t = sqrt(ᾱ_t) x_0 + sqrt(1 − ᾱ_t) ε of this schedule (t = 0 data)."""
+        return VPPath(self.schedule)
+
     # --- the network, whatever it predicts, as ε ---------------------------------------------
     def net_output(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """The raw network output; the net sees time as t / T in [0, 1), like flow matching."""
@@ -150,8 +131,8 @@ class Diffusion(models.GenerativeModel):
         if self.prediction == "eps":
             return out
         if self.prediction == "x0":
-            return x0_to_eps(x_t, t, out, self.schedule)
-        return v_to_eps(x_t, t, out, self.schedule)
+            return self.path.x0_to_eps(x_t, t, out)
+        return self.path.v_to_eps(x_t, t, out)
 
     # --- the objective -------------------------------------------------------------------------
     def loss(
@@ -179,9 +160,9 @@ class Diffusion(models.GenerativeModel):
             # label dropout: the same network learns p(x | y) and p(x) (Ho & Salimans, 2022)
             drop = utils.rand((B,), y, generator) < self.p_uncond
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
-        x_t = q_sample(x0, t, self.schedule, eps=noise)
-        out = self.net_output(x_t, t, y)
-        target = {"eps": noise, "x0": x0, "v": v_target(x0, t, noise, self.schedule)}
+        s = self.path.sample(x0, t, noise)
+        out = self.net_output(s.x_t, t, y)
+        target = {"eps": s.eps, "x0": s.x_data, "v": s.v}
         loss = F.mse_loss(out.float(), target[self.prediction].float())
         return {"loss": loss}
 

@@ -12,7 +12,10 @@ the same way, and a student can swap DDPM for DDIM without touching a model.
 - ``ddim_step``: DDIM (Song, Meng & Ermon, 2021, eq. 12); ``eta = 0`` is deterministic,
   ``eta = 1`` with consecutive steps is DDPM again.
 - ``probability_flow_sample``: the probability-flow ODE (Song et al., 2021) in DDIM's variables,
-  with Euler (= DDIM) or Heun steps.
+  solved by ``coursekit.solvers`` (Euler = DDIM, or Heun) on ``ode_timesteps``, a grid uniform
+  in log SNR that is accurate for the linear and the cosine schedule alike.
+
+The conversions between ε, x̂₀, v and the score live on ``coursekit.paths.VPPath``.
 - ``guided``: classifier-free guidance (Ho & Salimans, 2022),
   ε = ε_uncond + s (ε_cond − ε_uncond): s = 0 is unconditional, s = 1 conditional, s > 1 guided.
 """
@@ -25,8 +28,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from coursekit import utils
+from coursekit import solvers, utils
 from coursekit.diffusion.schedules import NoiseSchedule
+from coursekit.paths import VPPath
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 StepCallback = Callable[[int, Tensor, Tensor], None]
@@ -35,12 +39,6 @@ StepCallback = Callable[[int, Tensor, Tensor], None]
 def _bcast(a: Tensor, x: Tensor) -> Tensor:
     """A scalar table entry as float32 on x's device, ready to multiply x."""
     return a.to(device=x.device, dtype=x.dtype)
-
-
-def predict_x0(x_t: Tensor, eps: Tensor, t: int, schedule: NoiseSchedule) -> Tensor:
-    """x0_hat = (x_t − sqrt(1 − ᾱ_t) ε) / sqrt(ᾱ_t): invert q(x_t | x_0) for a given ε (eq. 4)."""
-    a = _bcast(schedule.alpha_bar[t], x_t)
-    return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
 
 @torch.no_grad()
@@ -62,7 +60,7 @@ def ddpm_step(
     range ``clip`` first (a cheap, standard fix for the first, noisiest steps).
     ``noise`` (shaped like x_t) replaces z for exact tests. At t = 0 no noise is added.
     """
-    x0 = predict_x0(x_t, eps, t, schedule)
+    x0 = VPPath(schedule).eps_to_x0(x_t, t, eps)  # x0_hat, inverting eq. 4 for this ε
     if clip is not None:
         x0 = x0.clamp(*clip)
     mean = (
@@ -106,11 +104,12 @@ def ddim_step(
     """
     a_t = _bcast(schedule.alpha_bar[t], x_t)
     a_prev = _bcast(schedule.alpha_bar[t_prev], x_t) if t_prev >= 0 else torch.ones_like(a_t)
-    x0 = predict_x0(x_t, eps, t, schedule)
+    path = VPPath(schedule)
+    x0 = path.eps_to_x0(x_t, t, eps)
     if clip is not None:
         x0 = x0.clamp(*clip)
         # keep x_t = sqrt(a) x0 + sqrt(1 - a) eps true for the clipped x0
-        eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        eps = path.x0_to_eps(x_t, t, x0)
     sigma = eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
     x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
     if eta > 0:
@@ -169,6 +168,28 @@ def ddim_sample(
     return x
 
 
+def ode_timesteps(schedule: NoiseSchedule, num_steps: int, *, sigma_max: float = 80.0) -> list[int]:
+    """The default grid of the probability-flow ODE: at most ``num_steps`` integer times, descending.
+
+    The noise levels σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) of DDIM's variables are spaced uniformly in
+    log SNR (``solvers.log_snr_grid``) from min(σ_max, σ_{T-1}) down to σ_0, then snapped to
+    the nearest times of the schedule (repeats dropped), so that every step evaluates the
+    network at a noise level it was trained on. The cap σ_max = 80 is Karras et al.'s (2022):
+    the cosine schedule reaches σ ≈ 2e4 at t = T-1, and a grid uniform in t spends its first
+    steps on noise levels where nothing happens, then takes huge steps near the data.
+    """
+    if not 1 <= num_steps <= schedule.num_steps:
+        raise ValueError(f"num_steps must be in 1..{schedule.num_steps}, got {num_steps}.")
+    path = VPPath(schedule)
+    sig = path.sigma_ode(torch.arange(schedule.num_steps)).double()  # (T,) increasing
+    top = min(sigma_max, float(sig[-1]))
+    if num_steps == 1 or top <= float(sig[0]):
+        return [int(path.t_from_sigma_ode(torch.tensor([top])))]
+    grid = solvers.log_snr_grid(top, float(sig[0]), num_steps)  # (num_steps,) descending
+    ts = path.t_from_sigma_ode(grid).tolist()
+    return list(dict.fromkeys(ts))  # drop repeats, keep the order
+
+
 @torch.no_grad()
 def probability_flow_sample(
     eps_fn: EpsFn,
@@ -177,36 +198,34 @@ def probability_flow_sample(
     *,
     num_steps: int = 25,
     method: str = "heun",
+    timesteps: list[int] | None = None,
 ) -> Tensor:
-    """Integrate the probability-flow ODE from x_T to x_0 over DDIM's ``num_steps`` times.
+    """Integrate the probability-flow ODE from x_T to x_0; returns x_0 (same shape as x_T).
 
-    In the variables x̄ = x_t / sqrt(ᾱ_t) and σ_t = sqrt((1 − ᾱ_t) / ᾱ_t) the ODE is
-    dx̄/dσ = ε(x_t, t) (Song, Meng & Ermon, 2021, eq. 14). ``method="euler"`` on the grid
-    σ(t_1) > ... > σ(t_K) > 0 is DDIM exactly; ``"heun"`` (2nd order, Karras et al., 2022,
-    Alg. 1) averages the slopes at both ends of each step, for 2K − 1 network calls. The last
-    step, to σ = 0, is an Euler step, which lands on x0_hat. The grid is uniform in t, so with
-    the cosine schedule (σ ≈ 2e4 at t = T-1) the first steps are huge in σ and Heun needs a
-    fine grid; Karras et al. space the steps in σ^(1/7) instead.
+    In the variables x̄ = x_t / sqrt(ᾱ_t) and σ = sqrt((1 − ᾱ_t) / ᾱ_t) the ODE is
+    dx̄/dσ = ε(x_t, t) (Song, Meng & Ermon, 2021, eq. 14): the solver's time is σ, decreasing
+    towards the data. It visits the noise levels of ``timesteps`` (descending integer times;
+    default ``ode_timesteps(schedule, num_steps)``) with ``solvers.euler`` (which is DDIM
+    exactly) or ``solvers.heun`` (2nd order, Karras et al., 2022, Alg. 1: 2K − 1 network calls
+    for K times). The last step, to σ = 0 where ε is undefined, is an Euler step: it lands on
+    x̂₀. x_T is taken as the state at ``timesteps[0]``.
     """
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}.")
-    ts = ddim_timesteps(schedule.num_steps, num_steps)
-    ab = schedule.alpha_bar.double()
-    sigmas = [float(((1 - ab[t]) / ab[t]).sqrt()) for t in ts] + [0.0]
+    path = VPPath(schedule)
+    ts = ode_timesteps(schedule, num_steps) if timesteps is None else list(timesteps)
+    sigmas = path.sigma_ode(torch.tensor(ts)).double().tolist()  # (K,) descending
 
-    def slope(x_bar: Tensor, i: int) -> Tensor:
-        # dx̄/dσ at grid point i: the network sees x_t = x̄ sqrt(ᾱ) = x̄ / sqrt(1 + σ²)
-        return eps_fn(x_bar / math.sqrt(1 + sigmas[i] ** 2), _time(ts[i], x_bar))
+    def slope(x_bar: Tensor, sigma: Tensor) -> Tensor:
+        # dx̄/dσ at the grid's σ: the network sees x_t = x̄ sqrt(ᾱ_t) = x̄ / sqrt(1 + σ²)
+        scale = (1 + sigma**2).sqrt().view(-1, *([1] * (x_bar.ndim - 1)))  # (B, 1, ..., 1)
+        return eps_fn(x_bar / scale, path.t_from_sigma_ode(sigma))
 
     x_bar = x_T * math.sqrt(1 + sigmas[0] ** 2)
-    for i in range(len(ts)):
-        d = slope(x_bar, i)
-        step = sigmas[i + 1] - sigmas[i]  # negative: σ decreases towards the data
-        x_next = x_bar + step * d
-        if method == "heun" and i + 1 < len(ts):
-            x_next = x_bar + step * 0.5 * (d + slope(x_next, i + 1))
-        x_bar = x_next
-    return x_bar  # at σ = 0, x̄ = x_0
+    if len(sigmas) > 1:
+        solve = solvers.heun if method == "heun" else solvers.euler
+        x_bar = solve(slope, x_bar, sigmas)
+    return solvers.euler(slope, x_bar, [sigmas[-1], 0.0])  # at σ = 0, x̄ = x_0
 
 
 def guided(

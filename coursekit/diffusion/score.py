@@ -5,8 +5,8 @@ The score of a density is s(x) = ∇_x log p(x). Two facts tie it to diffusion:
 - Denoising score matching (Vincent, 2011): for x̃ = x + σ z, z ~ N(0, I), the minimizer of
   E ||s_θ(x̃, σ) + z / σ||² is the score of the noised data density p_σ. With the weight σ²
   (Song & Ermon, eq. 6) this reads E ||σ s_θ(x̃, σ) + z||²: an ε-prediction loss.
-- For a DDPM, ε_θ(x_t, t) = −sqrt(1 − ᾱ_t) ∇ log p_t(x_t) (``score_from_eps``): predicting the
-  noise *is* estimating the score, up to the scale σ_t = sqrt(1 − ᾱ_t).
+- For a DDPM, ε_θ(x_t, t) = −sqrt(1 − ᾱ_t) ∇ log p_t(x_t) (``paths.VPPath.eps_to_score``):
+  predicting the noise *is* estimating the score, up to the scale σ_t = sqrt(1 − ᾱ_t).
 
 ``ScoreModel`` is the noise-conditional score network of Song & Ermon on vector data: the network
 sees (x̃, level) with level = log(σ / σ_min) / log(σ_max / σ_min) in [0, 1] and returns
@@ -22,14 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from coursekit import models, samplers, utils
-from coursekit.diffusion.schedules import NoiseSchedule
-
-
-def score_from_eps(eps: Tensor, t: Tensor, schedule: NoiseSchedule) -> Tensor:
-    """∇ log p_t(x_t) = −ε / sqrt(1 − ᾱ_t) for an ε-prediction at integer times ``t`` (B,)."""
-    sigma = (1 - schedule.alpha_bar[t]).sqrt().to(eps.dtype)
-    return -eps / sigma.view(-1, *([1] * (eps.ndim - 1)))
+from coursekit import models, solvers, utils
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, num: int) -> Tensor:
@@ -141,17 +134,17 @@ def annealed_langevin(
     """Song & Ermon's Algorithm 1: Langevin at each level with step α_i = ε σ_i² / σ_L².
 
     ``score(x, i)`` is the score at level ``sigmas[i]``; ``step_scale`` is ε. Each level runs
-    ``samplers.langevin``, whose update x + a s(x) + sqrt(2a) z is theirs with a = α_i / 2.
+    ``solvers.langevin``, whose update x + a s(x) + sqrt(2a) z is theirs with a = α_i / 2.
     """
     for i in range(len(sigmas)):
         alpha = step_scale * float(sigmas[i] / sigmas[-1]) ** 2
-        x = samplers.langevin(
-            lambda x_, i=i: score(x_, i),
+        x = solvers.langevin(
             x,
+            score=lambda x_, i=i: score(x_, i),
             step_size=alpha / 2,
-            steps=steps_per_level,
+            num_steps=steps_per_level,
             generator=generator,
-        ).x
+        )
     return x
 
 

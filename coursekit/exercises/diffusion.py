@@ -402,3 +402,95 @@ def check_guidance(guidance_fn, *, seed: int = 0) -> check.Result:
                     },
                 )
     return ex.result
+
+
+def _masks(case: check.Case, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Three known-pixel patterns (1 = known): the left half, a centre square, random pixels."""
+    B, C, H, W = shape
+    left = torch.zeros(shape)
+    left[..., : W // 2] = 1.0
+    square = torch.ones(shape)
+    square[..., H // 4 : H - H // 4, W // 4 : W - W // 4] = 0.0
+    scattered = (torch.rand(shape, generator=case.generator(20)) < 0.5).float()
+    return {"left half known": left, "centre unknown": square, "random pixels known": scattered}
+
+
+def check_replace_known(replace_fn, *, seed: int = 0) -> check.Result:
+    """``replace_fn(x, x_known, mask, t, alpha_bar, eps) -> x``: after the reverse step at index t,
+    the known pixels (mask = 1) become sqrt(ᾱ_{t−1}) x_known + sqrt(1 − ᾱ_{t−1}) ε, and x_known
+    itself at t = 0; the others keep the sampler's x."""
+    cases = check.sizes(
+        seed,
+        B=(3, 2, range(2, 7)),
+        C=(1, 2, range(1, 4)),
+        H=(6, 5, range(4, 9)),
+        W=(8, 7, range(4, 10)),
+        T=(1000, 50, [20, 50, 100, 200, 300, 500, 1000]),
+    )
+    with check.exercise("replacement inpainting: put the known pixels back at level t − 1") as ex:
+        for case in ex.cases(cases):
+            sch = _schedule(case)
+            ab = sch.alpha_bar
+            shape = (case.B, case.C, case.H, case.W)
+            x = torch.randn(shape, generator=case.generator(21))
+            x_known = torch.rand(shape, generator=case.generator(22)) * 2 - 1
+            eps = torch.randn(shape, generator=case.generator(23))
+            times = [999, 500, 1, 0] if case.shown else _times(case, [], 4)
+            for pattern, mask in _masks(case, shape).items():
+                for t in times:
+                    a = ab[t - 1] if t > 0 else torch.tensor(1.0)
+                    known = a.sqrt() * x_known + (1 - a).sqrt() * eps
+                    keep = (1 - mask) * x
+                    a_t = ab[t]
+                    noised_t = a_t.sqrt() * x_known + (1 - a_t).sqrt() * eps
+                    a_wrap = ab[t - 1]  # alpha_bar[-1] at t = 0
+                    what = f"your x at t = {t} ({pattern})"
+                    out = ex.call(replace_fn, x, x_known, mask, t, ab, eps)
+                    ex.close(
+                        ex.tensor(out, shape=shape, what=what),
+                        mask * known + keep,
+                        what=what,
+                        hints={
+                            "inverted the mask: it is 1 where the pixel is known": (1 - mask)
+                            * known
+                            + mask * x,
+                            "noised the known pixels to level t (off by one: the step at t has "
+                            "produced x_(t−1), use alpha_bar[t − 1])": mask * noised_t + keep
+                            if t > 0
+                            else None,
+                            "noised the known pixels at t = 0 with alpha_bar[0]: after the last "
+                            "step they are the clean image x_known": mask * noised_t + keep
+                            if t == 0
+                            else None,
+                            "used alpha_bar[t − 1] at t = 0, which wraps to alpha_bar[−1] (pure "
+                            "noise): after the last step the known pixels are x_known itself": mask
+                            * (a_wrap.sqrt() * x_known + (1 - a_wrap).sqrt() * eps)
+                            + keep
+                            if t == 0
+                            else None,
+                            "put back the clean x_known: before the last step the known pixels "
+                            "must be noised like the rest, sqrt(ᾱ) x_known + sqrt(1 − ᾱ) ε": mask
+                            * x_known
+                            + keep
+                            if t > 0
+                            else None,
+                            "forgot the noise term sqrt(1 − ᾱ_(t−1)) ε": mask * (a.sqrt() * x_known)
+                            + keep
+                            if t > 0
+                            else None,
+                            "forgot the square roots (used ᾱ and 1 − ᾱ as the scales)": mask
+                            * (a * x_known + (1 - a) * eps)
+                            + keep
+                            if t > 0
+                            else None,
+                            "forgot the square root on the noise scale": mask
+                            * (a.sqrt() * x_known + (1 - a) * eps)
+                            + keep
+                            if t > 0
+                            else None,
+                            "dropped the unknown pixels: they keep the sampler's x, "
+                            "(1 − mask) · x": mask * known,
+                            "replaced every pixel by the noised x_known: only mask = 1 is known": known,
+                        },
+                    )
+    return ex.result

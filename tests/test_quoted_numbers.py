@@ -1,0 +1,270 @@
+"""The numbers that the lectures' text and the README quote agree with the recorded run.
+
+Every "you should see" sentence that quotes a recorded number is listed in ``QUOTES`` below:
+the source (a lecture's ``solutions/NN_topic.py`` markdown, or ``README.md``), the record
+(lecture, name) of the latest cpu run kept in ``benchmarks/results/cpu-*.json``, and the
+literal text around the number, so that the text stays readable in the source. The test
+asserts that each quote is in the source and that its first number is the recorded value
+rounded as quoted:
+
+- tolerance: half a unit of the last digit quoted (``about 5.8`` holds for 5.75 to 5.85,
+  ``36%`` for 0.355 to 0.365), plus 1e-9 for floating-point ties;
+- ``rel=``: wall-clock times, quoted as "about", hold within that fraction of the quoted
+  value (10%: the README's two recorded runs agreed that closely on an idle machine);
+- ``op="<="``: a bound ("within 1e-4 bits/dim") holds when the value is at most the number.
+
+Changing a recorded number without the text, or the text without the number, fails here;
+``test_a_changed_record_or_text_is_caught`` proves it on mutated copies.
+
+When a lecture's text quotes a new recorded number, add its row. A quoted number that is not
+recorded (a figure's value seen in the executed notebook) cannot be checked here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@dataclasses.dataclass(frozen=True)
+class Quote:
+    source: str  # "02_vae" (the markdown of solutions/02_vae.py) or "README"
+    lecture: str  # the record's lecture, e.g. "06_diffusion"
+    record: str  # the record's name; "seconds" with field="seconds" is the lecture's time
+    text: str  # literal text of the source; its first number is the quoted value
+    rel: float | None = None  # relative tolerance (timings) instead of the rounding rule
+    op: str = "round"  # or "<=": the number is an upper bound
+    field: str = "value"  # the key of the record compared: "value" or "seconds"
+
+
+D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
+
+QUOTES = [
+    # lecture 01
+    Quote(D, D, "gan_value_vs_2js_minus_log4", "agree to about 0.001 (the Monte-Carlo"),
+    # lecture 02
+    Quote(V, V, "mig_beta1", "the MIG rise from about 0.07 at β = 1"),
+    Quote(V, V, "mig_best", "to about 0.17 at β = 4"),
+    Quote(V, V, "mig_best_beta", "β = 4, where the x and y positions"),
+    Quote(V, V, "iwae1000_test_bpd", "1.87 at $k = 1000$"),
+    Quote(V, V, "iwae1000_test_bpd", "an IWAE-1000 estimate of about 1.87 bits/dim"),
+    Quote(V, V, "iwae50_gain_over_elbo_bpd", "an IWAE-50 bound about 0.07 bits/dim better"),
+    Quote(V, V, "fcd_samples", "samples with an FCD of about 29 against"),
+    Quote(V, V, "fcd_real_floor", "a real-vs-real floor of about 16: close to"),
+    Quote(V, A, "digits_fvsbn_test_bpd", "and a linear autoregressive model (2.04)"),
+    Quote(
+        V, A, "digits_independent_test_bpd", "comparable with independent pixels (2.43 bits/dim)"
+    ),
+    # lecture 03
+    Quote(A, A, "digits_gated_pixelcnn_test_bpd", "and about 1.82 for the gated PixelCNN"),
+    Quote(A, A, "digits_best_test_bpd", "the gated PixelCNN best at about 1.82 bits/dim"),
+    Quote(A, A, "digits_fvsbn_test_bpd", "about 2.04 for the linear FVSBN and 2.43"),
+    Quote(A, A, "digits_independent_test_bpd", "2.43 for independent pixels, and sampling"),
+    Quote(A, A, "wavenet_test_bits_per_sample", "about 4.5 bits"),
+    Quote(A, A, "transformer_kv_cache_speedup", "a speed-up of about 5 in the cpu profile"),
+    Quote(A, A, "compression_code_minus_nll_bpd", "a code within about 0.0001 bits/dim of the"),
+    Quote(A, A, "compression_saving_vs_best_baseline", "about 36% smaller"),
+    Quote(A, A, "compression_per_image_code_bpd", "1.89 bits/dim: half a byte per image"),
+    # lecture 06
+    Quote(G, G, "toy_moons_energy_over_real_p95", "about −0.45 × the real-vs-real 95th percentile"),
+    Quote(G, G, "toy_8gaussians_energy_over_real_p95", "−0.16 × on the eight Gaussians"),
+    Quote(G, G, "toy_8gaussians_energy_over_real_p95", "(against −0.16 × for DDPM)"),
+    Quote(G, G, "toy_moons_seconds", "in about 18 s per toy", rel=0.1),
+    Quote(G, G, "toy_8gaussians_seconds", "in about 18 s per toy", rel=0.1),
+    Quote(G, G, "langevin_8gaussians_energy_over_real_p95", "the energy distance was about 9 ×"),
+    Quote(G, G, "fcd_ddpm1000", "in our `cpu` run the FCD was about 5.8"),
+    Quote(G, G, "fcd_floor", "against a floor of about 2.7 (ratio"),
+    Quote(G, G, "fcd_ddpm1000_over_floor", "(ratio 2.1)"),
+    Quote(G, G, "fcd_ddim50", "5.1 with 50 and"),
+    Quote(G, G, "fcd_ddpm1000", "against 5.8 for 1000 DDPM steps"),
+    Quote(G, G, "classifier_accuracy_unconditional", "(about 0.09 at $s = 0$"),
+    Quote(G, G, "classifier_accuracy_best_scale", "1.00 at $s = 1$)"),
+    Quote(G, G, "guidance_best_scale", "best scale is near 1;"),
+    Quote(G, G, "fcd_latent_ddim50", "(FCD about 4.1 against 5.1"),
+    Quote(G, G, "fcd_ddim50", "against 5.1 in our `cpu` run"),
+    Quote(
+        G, G, "latent_over_pixel_cost_per_sample", "a latent / pixel ratio of about 0.9", rel=0.1
+    ),
+    Quote(G, G, "latent_over_pixel_cost_per_sample", "(0.90 in the recorded run"),
+    Quote(G, G, "fcd_guided_best_over_unconditional", "(0.32 × the unguided FCD)"),
+    Quote(G, G, "fcd_floor", "against 2.7). The floor is not a bound"),
+    # README course map
+    Quote("README", D, "variational_kl_nwj_rel_error", "relative error 0.007 (NWJ)"),
+    Quote("README", D, "variational_kl_dv_rel_error", "and 0.003 (DV)"),
+    Quote("README", D, "variational_js_rel_error", "JS 0.005 (target"),
+    Quote("README", D, "reverse_kl_fit_mode_distance", "reverse-KL fit 0.016 from a mode"),
+    Quote("README", D, "gan_value_vs_2js_minus_log4", "= 0.0012 |"),
+    Quote("README", D, "seconds", "| 15 s |", rel=0.1, field="seconds"),
+    Quote("README", V, "iwae1000_test_bpd", "IWAE-1000 test NLL 1.871 bits/dim"),
+    Quote("README", A, "digits_fvsbn_test_bpd", "gets 2.04 and independent pixels"),
+    Quote("README", A, "digits_independent_test_bpd", "and independent pixels 2.43);"),
+    Quote("README", V, "iwae50_gain_over_elbo_bpd", "beats the ELBO by 0.071 bits/dim"),
+    Quote("README", V, "fcd_samples", "sample FCD 28.9 against"),
+    Quote("README", V, "fcd_real_floor", "a real-vs-real floor of 16.3;"),
+    Quote("README", V, "mig_beta1", "MIG 0.074 at β = 1"),
+    Quote("README", V, "mig_best", "and 0.167 at the best β = 4"),
+    Quote("README", V, "mig_best_beta", "β = 4 |"),
+    Quote("README", V, "seconds", "| 70 s |", rel=0.1, field="seconds"),
+    Quote("README", A, "digits_gated_pixelcnn_test_bpd", "gated PixelCNN 1.816 bits/dim"),
+    Quote("README", A, "digits_fvsbn_test_bpd", "FVSBN 2.036,"),
+    Quote("README", A, "digits_independent_test_bpd", "independent 2.429)"),
+    Quote("README", A, "compression_code_minus_nll_bpd", "within 1e-4 bits/dim", op="<="),
+    Quote("README", A, "compression_saving_vs_best_baseline", "36% smaller than"),
+    Quote("README", A, "transformer_kv_cache_speedup", "4.7× faster"),
+    Quote("README", A, "seconds", "| 96 s |", rel=0.1, field="seconds"),
+    Quote("README", G, "toy_moons_seconds", "about 18 s each", rel=0.1),
+    Quote("README", G, "toy_8gaussians_seconds", "about 18 s each", rel=0.1),
+    Quote("README", G, "fcd_ddpm1000", "DDPM-1000 FCD 5.79 ="),
+    Quote("README", G, "fcd_ddpm1000_over_floor", "2.14× the floor"),
+    Quote("README", G, "fcd_ddim50", "DDIM-50 FCD 5.06;"),
+    Quote("README", G, "fcd_guided_best_over_unconditional", "best guidance FCD 0.32×"),
+    Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
+    Quote("README", G, "classifier_accuracy_unconditional", "against 0.09; ControlNet"),
+    Quote("README", G, "seconds", "| 135 s before ControlNet", rel=0.1, field="seconds"),
+]
+
+# a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
+NUMBER = re.compile(r"(?<![\w.\-−])[−-]?\d+(?:\.\d+)?(?:e[−-]?\d+)?(%?)")
+
+
+def latest_results(folder: Path = RESULTS) -> Path:
+    """The cpu results file with the latest date in its name (cpu-2core-2026-11-22.json)."""
+    dated = []
+    for path in folder.glob("cpu-*.json"):
+        match = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
+        if match:
+            dated.append((match.group(1), path.name, path))
+    if not dated:
+        raise FileNotFoundError(f"no cpu-*-YYYY-MM-DD.json under {folder}")
+    return max(dated)[2]
+
+
+def load_records(path: Path) -> dict[tuple[str, str], dict]:
+    """(lecture, name) -> record, plus (lecture, "seconds") -> the lecture's first record."""
+    records = {}
+    for r in json.loads(path.read_text()):
+        records[r["lecture"], r["name"]] = r
+        records.setdefault((r["lecture"], "seconds"), r)
+    return records
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.replace("**", "").split())
+
+
+def markdown_of(path: Path) -> str:
+    """The markdown cells of a jupytext percent source ("# " stripped), or a markdown file."""
+    if path.suffix == ".md":
+        return normalize(path.read_text())
+    cells, current = [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("# %%"):
+            current = [] if "[markdown]" in line else None
+            if current is not None:
+                cells.append(current)
+        elif current is not None:
+            current.append(line[2:] if line.startswith("# ") else line.lstrip("#"))
+    return normalize("\n".join("\n".join(c) for c in cells))
+
+
+def sources(root: Path = ROOT) -> dict[str, str]:
+    texts = {"README": markdown_of(root / "README.md")}
+    for path in sorted((root / "solutions").glob("[0-9][0-9]_*.py")):
+        texts[path.stem] = markdown_of(path)
+    return texts
+
+
+def quoted_number(text: str) -> tuple[float, float]:
+    """(number, half a unit of its last digit) of the first number in text; % divides by 100."""
+    match = NUMBER.search(text)
+    if match is None:
+        raise ValueError(f"no number in the quote {text!r}")
+    literal = match.group(0).replace("−", "-").rstrip("%")
+    mantissa = literal.split("e")[0]
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    exponent = int(literal.split("e")[1]) if "e" in literal else 0
+    half_unit = 0.5 * 10.0 ** (exponent - decimals)
+    scale = 100.0 if match.group(1) == "%" else 1.0
+    return float(literal) / scale, half_unit / scale
+
+
+def problems(quotes, records, texts) -> list[str]:
+    """One line per quote that is missing from its source or disagrees with its record."""
+    out = []
+    for q in quotes:
+        where = f"{q.source}: {q.text!r}"
+        if normalize(q.text) not in texts.get(q.source, ""):
+            out.append(f"{where} is not in the text of {q.source} (reworded? update QUOTES)")
+            continue
+        record = records.get((q.lecture, q.record))
+        if record is None:
+            out.append(f"{where}: no record {q.lecture}/{q.record} in the results")
+            continue
+        value, (number, half_unit) = float(record[q.field]), quoted_number(q.text)
+        if q.op == "<=":
+            ok, rule = value <= number, f"above {number:g}"
+        elif q.rel is not None:
+            ok, rule = abs(value - number) <= q.rel * abs(number), f"not within {q.rel:.0%}"
+        else:
+            ok, rule = abs(value - number) <= half_unit + 1e-9, f"does not round to {number:g}"
+        if not ok:
+            out.append(f"{where}: {q.lecture}/{q.record} {q.field} {value:.6g} {rule}")
+    return out
+
+
+def test_every_quoted_number_matches_the_recorded_run():
+    records = load_records(latest_results())
+    assert problems(QUOTES, records, sources()) == []
+
+
+def test_every_quote_names_one_source_and_a_number():
+    texts = sources()
+    for q in QUOTES:
+        assert q.source in texts, q
+        quoted_number(q.text)  # raises if the quote holds no number
+        assert q.op in ("round", "<=") and q.field in ("value", "seconds"), q
+
+
+def test_quoted_number_rounding():
+    assert quoted_number("about 5.8 against") == pytest.approx((5.8, 0.05))
+    assert quoted_number("about −0.45 ×") == pytest.approx((-0.45, 0.005))
+    assert quoted_number("about 36% smaller") == pytest.approx((0.36, 0.005))
+    assert quoted_number("within 1e-4 bits") == pytest.approx((1e-4, 0.5e-4))
+    assert quoted_number("a speed-up of about 5 in") == pytest.approx((5.0, 0.5))
+    with pytest.raises(ValueError, match="no number"):
+        quoted_number("no digits here")
+
+
+def test_markdown_of_reads_markdown_cells_only(tmp_path):
+    source = tmp_path / "09_x.py"
+    source.write_text(
+        "# %% [markdown]\n# You should see about\n# 5.8 here.\n\n# %%\nx = 1  # 7.7 in code\n"
+    )
+    text = markdown_of(source)
+    assert "You should see about 5.8 here." in text and "7.7" not in text
+
+
+def test_a_changed_record_or_text_is_caught(tmp_path):
+    """A mutated copy of the results, or of a lecture's text, fails with the quote named."""
+    results = json.loads(latest_results().read_text())
+    for r in results:
+        if (r["lecture"], r["name"]) == (G, "fcd_ddpm1000"):
+            r["value"] *= 1.1  # 5.79 -> 6.37: the text's "about 5.8" no longer holds
+    mutated = tmp_path / "cpu-2core-2999-01-01.json"
+    mutated.write_text(json.dumps(results))
+    assert latest_results(tmp_path) == mutated
+    found = problems(QUOTES, load_records(mutated), sources())
+    assert found and all("fcd_ddpm1000" in line for line in found)
+    assert any("about 5.8" in line for line in found) and any("5.79" in line for line in found)
+
+    texts = sources()
+    texts[G] = texts[G].replace("the FCD was about 5.8", "the FCD was about 6.4")
+    found = problems(QUOTES, load_records(latest_results()), texts)
+    assert len(found) == 1 and "not in the text of 06_diffusion" in found[0]
