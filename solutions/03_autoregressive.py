@@ -368,7 +368,7 @@ plot.image_grid(gated.sample(32, generator=gen).cpu(), nrow=8, ax=axes[1], title
 plt.show()
 
 # %% [markdown]
-# In the cpu profile you should see about 1.88 bits/dim for the PixelCNN and about 1.82 for
+# In the cpu profile you should see about 1.88 bits/dim for the PixelCNN and about 1.83 for
 # the gated PixelCNN, the best model of this lecture on the digits. The samples have digit-like
 # strokes and a fair share of them are recognizable digits: 1.82 bits/dim is good for
 # compression (section 8) long before samples look perfect.
@@ -515,7 +515,7 @@ print(
 
 # %% [markdown]
 # You should see the same samples both ways (the same generator, the same conditionals) and
-# a speed-up of about 5 in the cpu profile for 64 tokens; it grows with the sequence length.
+# a speed-up of about 10 in the cpu profile for 64 tokens; it grows with the sequence length.
 # The Transformer reaches only about 2.12 bits/dim here, no better than the linear FVSBN:
 # attention needs more data and steps than this small set and budget give it, and the
 # convolutions' built-in locality wins.
@@ -606,7 +606,7 @@ print(
 )
 
 # %% [markdown]
-# In the cpu profile you should see the gated PixelCNN best at about 1.82 bits/dim, against
+# In the cpu profile you should see the gated PixelCNN best at about 1.83 bits/dim, against
 # about 2.04 for the linear FVSBN and 2.43 for independent pixels, and sampling a few tens of
 # times slower (about 30 to 40 in the cpu profile) than evaluating the likelihood of as many
 # images.
@@ -744,8 +744,8 @@ fig = plot.bar(
 plt.show()
 
 # %% [markdown]
-# You should see every image decoded exactly, a code within about 0.0001 bits/dim of the
-# model's NLL (the quantization and the final bits of one stream), and about 1.82 bits/dim
+# You should see every image decoded exactly, a code within about 0.0002 bits/dim of the
+# model's NLL (the quantization and the final bits of one stream), and about 1.83 bits/dim
 # against about 2.85 for the best of gzip, bz2, lzma and PNG on the whole set at once (bz2):
 # about 36% smaller. Per image the general-purpose compressors do far worse (their headers and
 # warm-up dominate 64 bytes), while the model loses only the final bits of each stream (about
@@ -848,7 +848,7 @@ if RUN_FASHION:
     )
 
 # %% [markdown]
-# In the cpu profile the gated PixelCNN's row reads about 1.82 bits/dim (exact), an FCD of about
+# In the cpu profile the gated PixelCNN's row reads about 1.83 bits/dim (exact), an FCD of about
 # 37, 14 times the real-vs-real floor of 2.7, and a memorisation of about 0.01. The best
 # likelihood of the lecture does not make the best samples: one unlikely pixel drawn early
 # derails every later conditional, while the likelihood only ever sees true prefixes. And the

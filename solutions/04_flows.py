@@ -523,8 +523,8 @@ for C in utils.pick(smoke=(8, 32), cpu=(16, 64, 256, 512), gpu=(16, 64, 256, 512
 lu_speedup = lu_rows[-1][1] / lu_rows[-1][2]
 
 # %% [markdown]
-# You should see the same log-det both ways, and the LU sum about 700× cheaper than slogdet
-# at $C = 512$ in the cpu profile (3.9 ms against 0.005 ms) (the matrix product $P L U$ that builds $W$ is still
+# You should see the same log-det both ways, and the LU sum about 600× cheaper than slogdet
+# at $C = 512$ in the cpu profile (the matrix product $P L U$ that builds $W$ is still
 # $O(C^3)$, but a cheap one, and the inverse of $W$ is only needed for sampling).
 #
 # **Squeeze** turns each 2×2 block of pixels into 4 channels, $(C, H, W) \to (4C, H/2, W/2)$,
@@ -750,8 +750,8 @@ print(f"MAF: sampling {maf_ratio:.0f}x slower than density; IAF: density {iaf_ra
       "slower than sampling")  # fmt: skip
 
 # %% [markdown]
-# You should see each slow direction roughly $D = 64$ times the fast one (62× for the MAF and
-# 66× for the IAF in the cpu profile: 0.6 ms against 40 ms for 256 points). Which to pick
+# You should see each slow direction roughly $D = 64$ times the fast one (50× for the MAF and
+# 57× for the IAF in the cpu profile). Which to pick
 # depends on the job: MAF to fit data by maximum likelihood, IAF to draw many samples (or as
 # a variational posterior, whose samples need their own density only, which the IAF has for
 # free).
