@@ -99,7 +99,17 @@ def _isolate_filesystem_and_network(libc: Any, uid: int) -> list[str]:
         notes.append("could not unshare the mount namespace (not root?)")
         return notes
     libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None)
-    scratch = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
+    # a scratch directory that holds the interpreter or the course's code (a checkout under
+    # /tmp) cannot be covered: the worker would lose its own imports
+    code = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
+    scratch = []
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        if not os.path.isdir(d):
+            continue
+        if any(c == d or c.startswith(d + "/") for c in code):
+            notes.append(f"kept {d} shared: the course's code or Python lives there")
+            continue
+        scratch.append(d)
     for d in scratch:
         if (
             libc.mount(
