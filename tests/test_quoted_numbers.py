@@ -135,8 +135,9 @@ QUOTES = [
 NUMBER = re.compile(r"(?<![\w.\-−])[−-]?\d+(?:\.\d+)?(?:e[−-]?\d+)?(%?)")
 
 
-def latest_results(folder: Path = RESULTS) -> Path:
-    """The cpu results file with the latest date in its name (cpu-2core-2026-11-22.json)."""
+def dated_results(folder: Path = RESULTS) -> list[Path]:
+    """The cpu results files, oldest first by the date in their names (cpu-2core-2026-11-22.json;
+    a one-lecture run is cpu-2core-2026-12-03-05_gans.json)."""
     dated = []
     for path in folder.glob("cpu-*.json"):
         match = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
@@ -144,15 +145,30 @@ def latest_results(folder: Path = RESULTS) -> Path:
             dated.append((match.group(1), path.name, path))
     if not dated:
         raise FileNotFoundError(f"no cpu-*-YYYY-MM-DD.json under {folder}")
-    return max(dated)[2]
+    return [path for _, _, path in sorted(dated)]
 
 
-def load_records(path: Path) -> dict[tuple[str, str], dict]:
-    """(lecture, name) -> record, plus (lecture, "seconds") -> the lecture's first record."""
+def latest_results(folder: Path = RESULTS) -> Path:
+    """The cpu results file with the latest date in its name."""
+    return dated_results(folder)[-1]
+
+
+def load_records(*paths: Path) -> dict[tuple[str, str], dict]:
+    """(lecture, name) -> record, plus (lecture, "seconds") -> the lecture's first record.
+
+    Each lecture's records come whole from the last of ``paths`` that ran it, so a file of a
+    one-lecture run replaces that lecture only and never mixes two runs' numbers."""
+    by_lecture: dict[str, list[dict]] = {}
+    for path in paths:
+        rows: dict[str, list[dict]] = {}
+        for r in json.loads(path.read_text()):
+            rows.setdefault(r["lecture"], []).append(r)
+        by_lecture.update(rows)
     records = {}
-    for r in json.loads(path.read_text()):
-        records[r["lecture"], r["name"]] = r
-        records.setdefault((r["lecture"], "seconds"), r)
+    for rows in by_lecture.values():
+        for r in rows:
+            records[r["lecture"], r["name"]] = r
+            records.setdefault((r["lecture"], "seconds"), r)
     return records
 
 
@@ -221,7 +237,7 @@ def problems(quotes, records, texts) -> list[str]:
 
 
 def test_every_quoted_number_matches_the_recorded_run():
-    records = load_records(latest_results())
+    records = load_records(*dated_results())
     assert problems(QUOTES, records, sources()) == []
 
 
@@ -254,18 +270,37 @@ def test_markdown_of_reads_markdown_cells_only(tmp_path):
 
 def test_a_changed_record_or_text_is_caught(tmp_path):
     """A mutated copy of the results, or of a lecture's text, fails with the quote named."""
-    results = json.loads(latest_results().read_text())
+    results = [dict(r) for r in json.loads(latest_results().read_text()) if r["lecture"] == G]
+    if not results:  # lecture 06 was last run in an earlier file
+        results = [dict(r) for r in load_records(*dated_results()).values() if r["lecture"] == G]
     for r in results:
-        if (r["lecture"], r["name"]) == (G, "fcd_ddpm1000"):
+        if r["name"] == "fcd_ddpm1000":
             r["value"] *= 1.1  # 5.79 -> 6.37: the text's "about 5.8" no longer holds
-    mutated = tmp_path / "cpu-2core-2999-01-01.json"
+    mutated = tmp_path / "cpu-2core-2999-01-01-06_diffusion.json"
     mutated.write_text(json.dumps(results))
     assert latest_results(tmp_path) == mutated
-    found = problems(QUOTES, load_records(mutated), sources())
+    found = problems(QUOTES, load_records(*dated_results(), mutated), sources())
     assert found and all("fcd_ddpm1000" in line for line in found)
     assert any("about 5.8" in line for line in found) and any("5.79" in line for line in found)
 
     texts = sources()
     texts[G] = texts[G].replace("the FCD was about 5.8", "the FCD was about 6.4")
-    found = problems(QUOTES, load_records(latest_results()), texts)
+    found = problems(QUOTES, load_records(*dated_results()), texts)
     assert len(found) == 1 and "not in the text of 06_diffusion" in found[0]
+
+
+def test_a_one_lecture_run_replaces_that_lecture_only(tmp_path):
+    """A later file that ran one lecture takes all of that lecture's records from it, keeps the
+    other lectures' from the earlier run, and drops the earlier run's records of that lecture."""
+    full = [
+        {"lecture": "01_a", "name": "x", "value": 1.0, "seconds": 10.0},
+        {"lecture": "02_b", "name": "y", "value": 2.0, "seconds": 20.0},
+        {"lecture": "02_b", "name": "gone", "value": 3.0, "seconds": 20.0},
+    ]
+    one = [{"lecture": "02_b", "name": "y", "value": 5.0, "seconds": 30.0}]
+    (tmp_path / "cpu-2core-2026-01-01.json").write_text(json.dumps(full))
+    (tmp_path / "cpu-2core-2026-02-01-02_b.json").write_text(json.dumps(one))
+    records = load_records(*dated_results(tmp_path))
+    assert records["01_a", "x"]["value"] == 1.0
+    assert records["02_b", "y"]["value"] == 5.0 and records["02_b", "seconds"]["seconds"] == 30.0
+    assert ("02_b", "gone") not in records

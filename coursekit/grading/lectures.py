@@ -56,7 +56,7 @@ class Lecture:
 
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
-    from coursekit.exercises import autoregressive, diffusion, divergences, vae
+    from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
@@ -85,6 +85,14 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "causal_mask": autoregressive.check_causal_mask,
             "arithmetic_encode": autoregressive.check_arithmetic_encoder,
         },
+        "04": {
+            "flow_log_prob": flows.check_flow_log_prob,
+            # the coupling check takes both directions: each is graded beside the reference
+            # of the other, so a wrong inverse costs only the inverse's points
+            "coupling_forward": _with_reference_inverse,
+            "coupling_inverse": _with_reference_forward,
+            "lu_conv": flows.check_lu_conv,
+        },
         "06": {
             "q_sample": diffusion.check_q_sample,
             "diffusion_loss": diffusion.check_diffusion_loss,
@@ -94,6 +102,18 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "replace_known": diffusion.check_replace_known,
         },
     }
+
+
+def _with_reference_inverse(forward_fn, *, seed: int = 0) -> check.Result:
+    from coursekit.exercises import flows
+
+    return flows.check_affine_coupling(forward_fn, flows.reference_coupling_inverse, seed=seed)
+
+
+def _with_reference_forward(inverse_fn, *, seed: int = 0) -> check.Result:
+    from coursekit.exercises import flows
+
+    return flows.check_affine_coupling(flows.reference_coupling_forward, inverse_fn, seed=seed)
 
 
 def exercises_in_source(text: str, path: Path) -> list[tuple[str, float]]:
@@ -124,12 +144,16 @@ def load(solutions: Path = SOLUTIONS) -> dict[str, Lecture]:
     lectures = {}
     for path in sorted(solutions.glob("[0-9][0-9]_*.py")):
         number = path.name[:2]
-        if number not in checks:
+        found = exercises_in_source(path.read_text(encoding="utf-8"), path)
+        if not found:
             continue
+        if number not in checks:
+            raise LectureSourceError(
+                f"{path}: lecture {number} has exercises but coursekit/grading/lectures.py "
+                "names no checks for it; add an entry per exercise to _checks()"
+            )
         exercises = []
-        for k, (function, points) in enumerate(
-            exercises_in_source(path.read_text(encoding="utf-8"), path), start=1
-        ):
+        for k, (function, points) in enumerate(found, start=1):
             if function not in checks[number]:
                 raise LectureSourceError(
                     f"{path}: exercise {int(number)}.{k} ({function}) has no check in "
