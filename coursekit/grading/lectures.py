@@ -57,6 +57,7 @@ class Lecture:
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
     from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
+    from coursekit.exercises import ebm  # lecture 09
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
@@ -100,6 +101,10 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "ddim_step": diffusion.check_ddim_step,
             "guided_eps": diffusion.check_guidance,
             "replace_known": diffusion.check_replace_known,
+        },
+        "09": {
+            "langevin_step": ebm.check_langevin_step,
+            "cd_loss": ebm.check_cd_loss,
         },
     }
 
