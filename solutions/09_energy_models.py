@@ -192,8 +192,8 @@ def kde_log_prob(train_x, query, bandwidth):
 
 
 TOY_N = utils.pick(smoke=256, cpu=4000, gpu=20000)
-TOY_STEPS = utils.pick(smoke=20, cpu=1200, gpu=5000)
-TOY_CHAIN = utils.pick(smoke=5, cpu=20, gpu=40)
+TOY_STEPS = utils.pick(smoke=20, cpu=800, gpu=5000)
+TOY_CHAIN = utils.pick(smoke=5, cpu=15, gpu=40)
 GRID = utils.pick(smoke=60, cpu=200, gpu=300)
 
 
@@ -329,7 +329,7 @@ for sd in (2.0, 6.0):
 # paper that reports instability.
 
 # %%
-STAB_STEPS = utils.pick(smoke=20, cpu=600, gpu=3000)
+STAB_STEPS = utils.pick(smoke=20, cpu=400, gpu=3000)
 x_st = data.toy_2d("8gaussians", TOY_N, seed=0)
 variants = {"buffered": {}, "no_regulariser": {"alpha": 0.0}, "no_buffer": {"buffer_size": 0}}
 stab_hist = {}
