@@ -45,6 +45,7 @@ class Quote:
 
 
 D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
+E9 = "09_energy_models"
 
 QUOTES = [
     # lecture 01
@@ -129,6 +130,31 @@ QUOTES = [
     Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
     Quote("README", G, "classifier_accuracy_unconditional", "against 0.09; ControlNet"),
     Quote("README", G, "seconds", "| 400 s |", rel=0.1, field="seconds"),
+    # lecture 09
+    Quote(E9, E9, "ula_variance_bias_eps_0.5", "in the cpu run it was 0.34 above 1"),
+    Quote(E9, E9, "mala_variance_bias_eps_0.5", "(off by 0.0006) at the price"),
+    Quote(E9, E9, "decoupled_noise_variance_eps_0.5", "to a variance of 0.013 (it"),
+    Quote(E9, E9, "toy_moons_ebm_minus_kde_nll", "KDE: 0.18 nats on moons"),
+    Quote(E9, E9, "toy_8gaussians_ebm_minus_kde_nll", "0.46 on the eight Gaussians"),
+    Quote(E9, E9, "toy_rings_ebm_minus_kde_nll", "0.80 on the"),
+    Quote(E9, E9, "toy_moons_energy_over_real_p95", "samples are 18 times the"),
+    Quote(E9, E9, "moons_exact_score_matching_nll", "test NLL of 2.73 nats, sliced"),
+    Quote(E9, E9, "moons_sliced_score_matching_nll", "2.88 and denoising"),
+    Quote(E9, E9, "moons_denoising_score_matching_nll", "2.96 (the noised"),
+    Quote(E9, E9, "nce_noise_sd2_log_z_error", "off by 0.014 nats in the cpu run"),
+    Quote(E9, E9, "nce_noise_sd6_log_z_error", "0.093)."),
+    Quote(E9, E9, "stability_gap_no_buffer", "energies (2.09"),
+    Quote(E9, E9, "stability_gap_buffered", "against 0.39 with the buffer"),
+    Quote(E9, E9, "stability_gap_no_regulariser", "(gap 0.003)"),
+    Quote("README", E9, "seconds", "103 s | not measured", rel=0.1, field="seconds"),
+    Quote("README", E9, "ula_variance_bias_eps_0.5", "bias (0.34 → 0.0006"),
+    Quote("README", E9, "mala_variance_bias_eps_0.5", "0.0006 at ε = 0.5"),
+    Quote("README", E9, "toy_moons_ebm_minus_kde_nll", "NLL 0.18 (moons)"),
+    Quote("README", E9, "toy_8gaussians_ebm_minus_kde_nll", "0.46 (8 gaussians)"),
+    Quote("README", E9, "toy_rings_ebm_minus_kde_nll", "0.80 (rings) nats above"),
+    Quote("README", E9, "toy_moons_energy_over_real_p95", "distance 18× the real"),
+    Quote("README", E9, "nce_noise_sd2_log_z_error", "within 0.014 nats of the grid"),
+    Quote("README", E9, "nce_noise_sd6_log_z_error", "0.093 with sd 6"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
