@@ -57,6 +57,7 @@ class Lecture:
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
     from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
+    from coursekit.exercises import flow_matching
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
@@ -100,6 +101,11 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "ddim_step": diffusion.check_ddim_step,
             "guided_eps": diffusion.check_guidance,
             "replace_known": diffusion.check_replace_known,
+        },
+        "08": {
+            "path_sample": flow_matching.check_path_sample,
+            "cfm_loss": flow_matching.check_cfm_loss,
+            "euler_sample": flow_matching.check_euler_sample,
         },
     }
 
