@@ -106,9 +106,12 @@ class FlowMatching(models.GenerativeModel):
         """The conditional flow-matching loss on data ``x`` (B, *data_shape) in ``data_range``.
 
         ``noise`` (x₀, like x) and ``s`` (B,) may be given for exact tests; with
-        ``coupling="ot"`` the noise is re-paired to the batch by minibatch OT first.
+        ``coupling="ot"`` the noise is re-paired to the batch by minibatch OT first. Labels are
+        used only by a class-conditional model (``num_classes``).
         """
         models.check_data(self, x)
+        if self.num_classes is None:
+            y = None  # an unconditional model ignores labels (fit passes an ImageSet's)
         x1 = self.to_model_space(x)
         if noise is None:
             noise = utils.randn(x1.shape, x1, generator)
