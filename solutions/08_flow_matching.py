@@ -30,7 +30,6 @@
 # %%
 import copy
 import functools
-import math
 import time
 
 import ipywidgets as widgets
@@ -92,7 +91,9 @@ def exact_velocity(x, t):
 
 
 x0_demo = torch.randn(300, 2, generator=seeded(1))
-exact_traj = solvers.euler(exact_velocity, x0_demo, solvers.uniform_grid(0.0, 0.99, 100), record=True)
+exact_traj = solvers.euler(
+    exact_velocity, x0_demo, solvers.uniform_grid(0.0, 0.99, 100), record=True
+)
 nearest = torch.cdist(exact_traj.x, points).min(1).values
 fig, ax = plt.subplots(figsize=(4.5, 4.5))
 plot.trajectories(exact_traj.xs, ax=ax, n=300, title="the exact marginal flow of 12 points")
@@ -209,8 +210,13 @@ for name in TOYS:
     samples = model.sample(N_TOY, generator=seeded(2), steps=100).cpu()
     seconds = time.perf_counter() - start
     toy_models[name] = model
-    toy_scores[name] = (metrics.two_sample_score(samples, functools.partial(data.toy_2d, name)), seconds)
-    plot.compare_2d(data.toy_2d(name, N_TOY, seed=1), samples, titles=(name, "flow matching, 100 Euler steps"))
+    toy_scores[name] = (
+        metrics.two_sample_score(samples, functools.partial(data.toy_2d, name)),
+        seconds,
+    )
+    plot.compare_2d(
+        data.toy_2d(name, N_TOY, seed=1), samples, titles=(name, "flow matching, 100 Euler steps")
+    )
     plt.show()
     print(f"{name}: {toy_scores[name][0]}  [{seconds:.0f} s for training and sampling]")
 
@@ -275,7 +281,9 @@ STEP_COUNTS = utils.pick(smoke=[1, 10], cpu=[1, 2, 5, 10, 25, 100], gpu=[1, 2, 5
 
 def image_net(num_classes=None):
     if GPU:
-        net = networks.UNet(in_ch=1, base=64, mults=(1, 2, 2), num_classes=num_classes, image_size=28)
+        net = networks.UNet(
+            in_ch=1, base=64, mults=(1, 2, 2), num_classes=num_classes, image_size=28
+        )
         return net.to(DEV, memory_format=torch.channels_last)
     return fm.ImageMLP(SHAPE, hidden=utils.pick(smoke=64, cpu=256, gpu=256), depth=3,
                        num_classes=num_classes)  # fmt: skip
@@ -364,7 +372,9 @@ reflow_rows = {k: evaluate(reflow_model, f"2-rectified, Euler {k}", k) for k in 
 reflow_straightness = straightness_of(reflow_model)
 print(evaluation.table(list(reflow_rows.values())))
 print(f"straightness: {cfm_straightness:.4f} before reflow, {reflow_straightness:.4f} after")
-shuffled = pairs[torch.randperm(N_PAIRS, generator=seeded(9)).to(DEV), 1]  # same marginals, independent
+shuffled = pairs[
+    torch.randperm(N_PAIRS, generator=seeded(9)).to(DEV), 1
+]  # same marginals, independent
 print(f"transport cost E|x1 - x0|^2: independent pairs {fm.transport_cost(pairs[:, 0], shuffled):.1f}, "
       f"the ODE's pairs {fm.transport_cost(pairs[:, 0], pairs[:, 1]):.1f}")  # fmt: skip
 
@@ -378,7 +388,9 @@ print(f"transport cost E|x1 - x0|^2: independent pairs {fm.transport_cost(pairs[
 # %%
 DISTILL_PAIRS = utils.pick(smoke=256, cpu=10000, gpu=50000)
 DISTILL_STEPS = utils.pick(smoke=30, cpu=2000, gpu=10000)
-distill_pairs = fm.reflow_pairs(reflow_model, DISTILL_PAIRS, solver="rk4", steps=25, generator=seeded(9))
+distill_pairs = fm.reflow_pairs(
+    reflow_model, DISTILL_PAIRS, solver="rk4", steps=25, generator=seeded(9)
+)
 distilled = copy.deepcopy(reflow_model).train()
 train_images(fm.PairedObjective(distilled, time="zero"), distill_pairs, DISTILL_STEPS)
 distilled.eval()
@@ -406,6 +418,7 @@ plt.show()
 # checks both against brute force and POT's `ot.emd`). The coupling is one argument,
 # `FlowMatching(..., coupling="ot")`.
 
+
 # %%
 def cost_of_pairings(x1_all, trials=20):
     """Mean E|x1 - x0|² of a batch of BATCH: independent pairs and OT pairs."""
@@ -430,15 +443,21 @@ with torch.no_grad():
 ot_toy_straightness = float(fm.straightness(ot_toy_traj).mean())
 x0_b, x1_b = x0_toy[:BATCH].cpu(), x1_toy[:BATCH].cpu()
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharex=True, sharey=True)
-plot.trajectories(torch.stack(fm.ot_pair(x0_b, x1_b)), ax=axes[0], n=BATCH, title="OT pairs of one batch")
+plot.trajectories(
+    torch.stack(fm.ot_pair(x0_b, x1_b)), ax=axes[0], n=BATCH, title="OT pairs of one batch"
+)
 plot.trajectories(ot_toy_traj.xs.cpu(), ax=axes[1], n=150, title="OT-CFM trajectories")
 plt.show()
 toy_1step = {}
 for label, m in (("independent", toy_models["8gaussians"]), ("OT", ot_toy)):
     s1 = m.sample(N_TOY, generator=seeded(2), steps=1).cpu()
     toy_1step[label] = metrics.two_sample_score(s1, functools.partial(data.toy_2d, "8gaussians"))
-    print(f"{label}: one Euler step, energy / real p95 = {toy_1step[label].value / toy_1step[label].real_p95:.1f}")
-print(f"straightness on 8gaussians: independent {toy_straightness:.3f}, OT {ot_toy_straightness:.3f}")
+    print(
+        f"{label}: one Euler step, energy / real p95 = {toy_1step[label].value / toy_1step[label].real_p95:.1f}"
+    )
+print(
+    f"straightness on 8gaussians: independent {toy_straightness:.3f}, OT {ot_toy_straightness:.3f}"
+)
 
 # %% [markdown]
 # The same on the digits, at the same training budget as the first model:
@@ -506,17 +525,23 @@ for name in TOYS:
     sc, seconds = toy_scores[name]
     report.record(f"toy_{name}_energy_over_real_p95", sc.value / sc.real_p95,
                   target=utils.pick(smoke=None, cpu="<= 1", gpu="<= 1"))  # fmt: skip
-    report.record(f"toy_{name}_seconds", seconds, target=utils.pick(smoke=None, cpu="<= 60", gpu=None))
+    report.record(
+        f"toy_{name}_seconds", seconds, target=utils.pick(smoke=None, cpu="<= 60", gpu=None)
+    )
 ratio = {k: cfm_rows["euler", k].fcd_ratio for k in STEP_COUNTS}
 last, first = STEP_COUNTS[-1], STEP_COUNTS[0]
 report.record("fcd_floor", cfm_rows["euler", last].fcd_floor)
-report.record(f"fcd_euler{last}_over_floor", ratio[last], target=utils.pick(smoke=None, cpu="<= 2", gpu=None))
+report.record(
+    f"fcd_euler{last}_over_floor", ratio[last], target=utils.pick(smoke=None, cpu="<= 2", gpu=None)
+)
 for k in STEP_COUNTS[:-1]:
     report.record(f"fcd_euler{k}_over_floor", ratio[k])
 for k in STEP_COUNTS:
     report.record(f"fcd_heun{k}_over_floor", cfm_rows["heun", k].fcd_ratio)
 reflow_1 = reflow_rows[first].fcd_ratio
-report.record("reflow_fcd_euler1_over_floor", reflow_1, target=utils.pick(smoke=None, cpu="<= 6", gpu=None))
+report.record(
+    "reflow_fcd_euler1_over_floor", reflow_1, target=utils.pick(smoke=None, cpu="<= 6", gpu=None)
+)
 report.record(f"reflow_fcd_euler{last}_over_floor", reflow_rows[last].fcd_ratio)
 report.record(f"reflow_euler1_over_own_euler{last}", reflow_1 / reflow_rows[last].fcd_ratio,
               target=utils.pick(smoke=None, cpu="<= 2.5", gpu="<= 5"))  # fmt: skip

@@ -71,7 +71,9 @@ def test_loss_passes_the_reference(seed):
 
 
 def _loss(net, x0, x1, t, *, sign=1.0, reduce="mean", swap=False, net_t=None, target=None):
-    x_t = checks.reference_path_sample(x1, x0, t) if swap else checks.reference_path_sample(x0, x1, t)
+    x_t = (
+        checks.reference_path_sample(x1, x0, t) if swap else checks.reference_path_sample(x0, x1, t)
+    )
     u = sign * (x1 - x0) if target is None else target
     err2 = (net(x_t, t if net_t is None else net_t) - u) ** 2
     if reduce == "sum":
@@ -95,15 +97,29 @@ def _loss_in_place(net, x0, x1, t):
 WRONG_LOSS = [
     (lambda n, x0, x1, t: _loss(n, x0, x1, t, sign=-1.0), "regressed onto x0 − x1"),
     (lambda n, x0, x1, t: _loss(n, x0, x1, t, swap=True), "swapped the time direction in the path"),
-    (lambda n, x0, x1, t: _loss(n, x0, x1, t, swap=True, net_t=1 - t), "swapped the time direction (path and network"),
+    (
+        lambda n, x0, x1, t: _loss(n, x0, x1, t, swap=True, net_t=1 - t),
+        "swapped the time direction (path and network",
+    ),
     (lambda n, x0, x1, t: _loss(n, x0, x1, t, net_t=1 - t), "gave the network 1 − t"),
     (lambda n, x0, x1, t: _loss(n, x0, x1, t, reduce="sum"), "summed instead of averaging"),
-    (lambda n, x0, x1, t: _loss(n, x0, x1, t, reduce="per_example"), "returned one loss per example"),
+    (
+        lambda n, x0, x1, t: _loss(n, x0, x1, t, reduce="per_example"),
+        "returned one loss per example",
+    ),
     (lambda n, x0, x1, t: _loss(n, x0, x1, t, target=x1), "regressed onto the data x1"),
     (lambda n, x0, x1, t: ((n(x1, t) - (x1 - x0)) ** 2).mean(), "fed the data x1"),
-    (lambda n, x0, x1, t: (n(checks.reference_path_sample(x0, x1, t), t) - (x1 - x0)).abs().mean(), "forgot to square"),
+    (
+        lambda n, x0, x1, t: (
+            (n(checks.reference_path_sample(x0, x1, t), t) - (x1 - x0)).abs().mean()
+        ),
+        "forgot to square",
+    ),
     # the notebook's B = 6 written as a number
-    (lambda n, x0, x1, t: _loss(n, x0, x1, t, reduce="sum") / (6 * x0[0].numel()), "It passed with B=6"),
+    (
+        lambda n, x0, x1, t: _loss(n, x0, x1, t, reduce="sum") / (6 * x0[0].numel()),
+        "It passed with B=6",
+    ),
     (_loss_no_grad, "carries no gradient"),
     (lambda n, x0, x1, t: _loss(n, x0, x1, t).item(), "Python float"),
     (_loss_in_place, "modified its input"),
@@ -167,9 +183,18 @@ def _euler_scalar_t(velocity, x0, n):
 
 
 WRONG_EULER = [
-    (lambda v, x, n: _euler(v, x, n, times=[1 - i / n for i in range(n)], sign=-1.0), "integrated backwards"),
-    (lambda v, x, n: _euler(v, x, n, times=[1 - i / n for i in range(n)]), "ran the time from 1 down to 0"),
-    (lambda v, x, n: _euler(v, x, n, times=[(i + 1) / n for i in range(n)]), "at the end of each step"),
+    (
+        lambda v, x, n: _euler(v, x, n, times=[1 - i / n for i in range(n)], sign=-1.0),
+        "integrated backwards",
+    ),
+    (
+        lambda v, x, n: _euler(v, x, n, times=[1 - i / n for i in range(n)]),
+        "ran the time from 1 down to 0",
+    ),
+    (
+        lambda v, x, n: _euler(v, x, n, times=[(i + 1) / n for i in range(n)]),
+        "at the end of each step",
+    ),
     (lambda v, x, n: _euler(v, x, n, times=[i / n for i in range(1, n)]), "skipped the first step"),
     (lambda v, x, n: _euler(v, x, n, times=[i / n for i in range(n - 1)]), "skipped the last step"),
     (lambda v, x, n: _euler(v, x, n, times=[i / n for i in range(n + 1)]), "one step too many"),

@@ -77,7 +77,9 @@ def test_the_analytic_field_transports_noise_onto_the_monotone_map(solver, steps
 
 
 def test_samples_have_the_target_mean_and_spread():
-    x = gaussian_model().sample(20_000, generator=torch.Generator().manual_seed(1), solver="rk4", steps=10)
+    x = gaussian_model().sample(
+        20_000, generator=torch.Generator().manual_seed(1), solver="rk4", steps=10
+    )
     assert torch.allclose(x.mean(0), M, atol=0.05)
     assert torch.allclose(x.std(0), S, rtol=0.03)
 
@@ -176,9 +178,7 @@ def test_guidance_mixes_the_conditional_and_unconditional_velocity():
 
 def _brute_force_cost(x0, x1):
     B = len(x0)
-    return min(
-        transport_cost(x0[list(p)], x1).item() for p in itertools.permutations(range(B))
-    )
+    return min(transport_cost(x0[list(p)], x1).item() for p in itertools.permutations(range(B)))
 
 
 def _pairs_optimally(coupler) -> bool:

@@ -90,7 +90,9 @@ class _FixedNet(torch.nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if t.shape != (x_t.shape[0],):
-            raise ValueError(f"the network takes t of shape (B,) = ({x_t.shape[0]},), got {tuple(t.shape)}")
+            raise ValueError(
+                f"the network takes t of shape (B,) = ({x_t.shape[0]},), got {tuple(t.shape)}"
+            )
         return self.a * x_t + self.b * torch.tanh(x_t) * _bcast(torch.cos(3 * t) + 2 * t, x_t)
 
 
@@ -119,25 +121,39 @@ def check_cfm_loss(loss_fn, *, seed: int = 0) -> check.Result:
                     "swapped the time direction (path and network time both)": (
                         (net(swapped, 1 - t) - (x1 - x0)) ** 2
                     ).mean(),
-                    "gave the network 1 − t instead of t": ((net(x_t, 1 - t) - (x1 - x0)) ** 2).mean(),
+                    "gave the network 1 − t instead of t": (
+                        (net(x_t, 1 - t) - (x1 - x0)) ** 2
+                    ).mean(),
                     "summed instead of averaging (say so if you mean it; the lecture's loss is "
                     "the mean over every entry)": (err**2).sum(),
-                    "averaged per example but summed over the batch": (err**2).flatten(1).mean(1).sum(),
+                    "averaged per example but summed over the batch": (err**2)
+                    .flatten(1)
+                    .mean(1)
+                    .sum(),
                     "summed over the dimensions and averaged over the batch (a per-example sum): "
-                    "the lecture's loss is the mean over every entry": (err**2).flatten(1).sum(1).mean(),
-                    "returned one loss per example: average over the batch too (a scalar)": (
-                        err**2
-                    ).flatten(1).mean(1),
+                    "the lecture's loss is the mean over every entry": (err**2)
+                    .flatten(1)
+                    .sum(1)
+                    .mean(),
+                    "returned one loss per example: average over the batch too (a scalar)": (err**2)
+                    .flatten(1)
+                    .mean(1),
                     "did not reduce: return the mean over every entry, a scalar": err**2,
                     "forgot to square the error": err.abs().mean(),
                     "regressed onto the data x1 instead of the velocity x1 − x0": (
                         (pred - x1) ** 2
                     ).mean(),
-                    "fed the data x1 (not x_t) to the network": ((net(x1, t) - (x1 - x0)) ** 2).mean(),
-                    "fed the noise x0 (not x_t) to the network": ((net(x0, t) - (x1 - x0)) ** 2).mean(),
+                    "fed the data x1 (not x_t) to the network": (
+                        (net(x1, t) - (x1 - x0)) ** 2
+                    ).mean(),
+                    "fed the noise x0 (not x_t) to the network": (
+                        (net(x0, t) - (x1 - x0)) ** 2
+                    ).mean(),
                 }
             out = ex.call(loss_fn, net, x0, x1, t, grad=(0,))
-            ex.close(ex.tensor(out, what="your loss"), (err**2).mean(), what="your loss", hints=hints)
+            ex.close(
+                ex.tensor(out, what="your loss"), (err**2).mean(), what="your loss", hints=hints
+            )
             ex.grad(out, reference_cfm_loss, what="your loss")
     return ex.result
 
@@ -194,7 +210,9 @@ def check_euler_sample(euler_fn, *, seed: int = 0) -> check.Result:
                     "skipped the last step (t = 1 − h): the loop runs i = 0, ..., num_steps − 1": _loop(
                         x0, grid[:-1], h
                     ),
-                    "took one step too many (num_steps + 1)": _loop(x0, [i * h for i in range(N + 1)], h),
+                    "took one step too many (num_steps + 1)": _loop(
+                        x0, [i * h for i in range(N + 1)], h
+                    ),
                     "made num_steps − 1 steps of 1 / (num_steps − 1) (num_steps grid points are "
                     "num_steps − 1 steps; use num_steps + 1 points)": None
                     if N == 1

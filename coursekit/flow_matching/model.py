@@ -142,7 +142,9 @@ class FlowMatching(models.GenerativeModel):
     ) -> Tensor | solvers.Trajectory:
         """Integrate from noise ``x0`` (model space) at s = 0 to s = 1; no clipping."""
         if solver not in solvers.ODE_SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(solvers.ODE_SOLVERS)}, got {solver!r}.")
+            raise ValueError(
+                f"solver must be one of {sorted(solvers.ODE_SOLVERS)}, got {solver!r}."
+            )
         grid = solvers.uniform_grid(0.0, 1.0, steps + 1)
         f = self.velocity(y, guidance_scale)
         return solvers.ODE_SOLVERS[solver](f, x0, grid, record=record)
@@ -238,9 +240,7 @@ def _tiny_toy_flow() -> models.ConformanceCase:
 @models.register_conformance("flow-matching-image-ot-cfg")
 def _tiny_image_flow() -> models.ConformanceCase:
     net = ImageMLP((1, 4, 4), hidden=16, depth=1, num_classes=3)
-    model = FlowMatching(
-        net, data_shape=(1, 4, 4), coupling="ot", num_classes=3, p_uncond=0.2
-    )
+    model = FlowMatching(net, data_shape=(1, 4, 4), coupling="ot", num_classes=3, p_uncond=0.2)
     return models.ConformanceCase(
         model=model, x=torch.rand(4, 1, 4, 4), y=torch.tensor([0, 1, 2, 0]),
         data_range=(0.0, 1.0), exact_log_prob=True, checks_input=True,

@@ -56,8 +56,14 @@ class Lecture:
 
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
-    from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
-    from coursekit.exercises import flow_matching
+    from coursekit.exercises import (
+        autoregressive,
+        diffusion,
+        divergences,
+        flow_matching,
+        flows,
+        vae,
+    )
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
