@@ -16,6 +16,7 @@ from torch import nn
 from coursekit import paths, solvers
 from coursekit.diffusion import schedules
 from coursekit.flow_matching import (
+    data_to_velocity,
     FlowMatching,
     PairedObjective,
     cfm_loss,
@@ -280,3 +281,25 @@ def test_paired_objective_reflow_and_distillation_losses():
     assert torch.allclose(reflow, ((torch.sin(x_t) * (1 + s[:, None]) - (x1 - x0)) ** 2).mean())
     with pytest.raises(ValueError, match="noise at"):
         PairedObjective(model).loss(x0)
+
+
+def test_data_prediction_gives_the_same_field_and_the_reweighted_loss():
+    """A network predicting E[x1 | x_t] = x_t + (1 − s) u converts back to u (s < 1 − S_CAP),
+    samples the same Gaussian, and its loss regresses x̂1 on x1."""
+    path = paths.LinearPath()
+    u = GaussianVelocity(path)
+
+    class DataNet(nn.Module):
+        def forward(self, x, s, y=None):
+            return x + (1 - s[:, None]) * u(x, s)
+
+    x, s = torch.randn(50, 2), torch.rand(50) * 0.98
+    assert torch.allclose(data_to_velocity(path, x, s, DataNet()(x, s)), u(x, s), atol=1e-4)
+    model = FlowMatching(DataNet(), data_shape=(2,), data_range=None, prediction="data")
+    x0 = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(model.transport(x0, solver="euler", steps=100), M + S * x0, atol=0.15)
+    x1, eps = torch.randn(6, 2), torch.randn(6, 2)
+    expected = ((DataNet()((1 - s[:6, None]) * eps + s[:6, None] * x1, s[:6]) - x1) ** 2).mean()
+    assert torch.allclose(model.loss(x1, noise=eps, s=s[:6])["loss"], expected)
+    with pytest.raises(ValueError, match="prediction"):
+        FlowMatching(DataNet(), data_shape=(2,), prediction="eps")

@@ -16,7 +16,13 @@ from coursekit.flow_matching.coupling import (
     squared_distances,
     transport_cost,
 )
-from coursekit.flow_matching.loss import cfm_loss, cfm_target, path_time, path_times
+from coursekit.flow_matching.loss import (
+    cfm_loss,
+    cfm_target,
+    data_to_velocity,
+    path_time,
+    path_times,
+)
 from coursekit.flow_matching.model import FlowMatching, ImageMLP, PairedObjective
 from coursekit.flow_matching.reflow import reflow_pairs, straightness
 
@@ -26,6 +32,7 @@ __all__ = [
     "PairedObjective",
     "cfm_loss",
     "cfm_target",
+    "data_to_velocity",
     "ot_pair",
     "ot_permutation",
     "path_time",

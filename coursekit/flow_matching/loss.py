@@ -16,6 +16,13 @@ data** (Lipman et al.'s convention) whatever the path. A path's own time t runs 
 end to its data end (``path_times``): t = s on ``LinearPath``; t = (T − 1)(1 − s) on a
 diffusion ``VPPath``, whose t = 0 is data. The regression target is the velocity in s,
 dx/ds = (dt/ds) · dx/dt, so one network and one sampler serve both paths.
+
+**What the network predicts.** ``prediction="velocity"`` regresses v_θ on dx/ds (the loss
+above). ``prediction="data"`` lets the network predict x̂₁ and regresses it on x₁, the CFM loss
+reweighted by σ_t² / (dσ/ds)² ((1 − t)² on the linear path): the same minimiser, and a small
+MLP without a skip connection need not copy its input into the noise part of the velocity
+(lecture 06's x₀-prediction). Its velocity follows from the path's conversions,
+``data_to_velocity``, with s capped at ``1 − S_CAP`` where σ vanishes.
 """
 
 from __future__ import annotations
@@ -53,6 +60,19 @@ def cfm_target(path: AffinePath, x_data: Tensor, s: Tensor, eps: Tensor) -> tupl
     return sample.x_t, (t_data - t_noise) * sample.velocity
 
 
+S_CAP = 1e-2  # x̂₁ -> velocity divides by σ_t, zero at the data end of the linear path
+PREDICTIONS = ("velocity", "data")
+
+
+def data_to_velocity(path: AffinePath, x_t: Tensor, s: Tensor, x_hat: Tensor) -> Tensor:
+    """dx/ds from a prediction x̂₁ of the data: ((x̂₁ − x_t) / (1 − s) on the linear path)."""
+    t_noise, t_data = path_times(path)
+    t = path_time(path, s.clamp(max=1 - S_CAP))
+    eps = path.x0_to_eps(x_t, t, x_hat)  # divides by σ_t, kept away from 0 by the cap
+    d_alpha, d_sigma = (d.to(x_t).view(-1, *[1] * (x_t.ndim - 1)) for d in path.derivatives(t))
+    return (t_data - t_noise) * (d_alpha * x_hat + d_sigma * eps)  # u = α' x̂ + σ' ε
+
+
 def cfm_loss(
     net,
     path: AffinePath,
@@ -62,8 +82,10 @@ def cfm_loss(
     s: Tensor | None = None,
     eps: Tensor | None = None,
     generator: torch.Generator | None = None,
+    prediction: str = "velocity",
 ) -> Tensor:
-    """Mean over every entry of (v_θ(x_t, s, y) − dx_t/ds)² for ``net(x, s, y)``.
+    """Mean over every entry of (v_θ(x_t, s, y) − dx_t/ds)² for ``net(x, s, y)``; with
+    ``prediction="data"``, of (x̂₁(x_t, s, y) − x₁)².
 
     ``x_data`` (B, ...) is x₁, ``eps`` (like it, drawn if None) is x₀, ``s`` (B,) uniform in
     [0, 1) if None. The mean, not the sum, so the loss does not grow with the image size.
@@ -73,5 +95,9 @@ def cfm_loss(
         s = utils.rand((B,), x_data, generator)
     if eps is None:
         eps = utils.randn(x_data.shape, x_data, generator)
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
     x_t, target = cfm_target(path, x_data, s, eps)
+    if prediction == "data":
+        target = x_data
     return F.mse_loss(net(x_t, s, y).float(), target.float())

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from coursekit import models, networks, solvers, utils
 from coursekit.diffusion.sampling import guided
 from coursekit.flow_matching.coupling import ot_pair
-from coursekit.flow_matching.loss import cfm_loss
+from coursekit.flow_matching.loss import PREDICTIONS, cfm_loss, data_to_velocity
 from coursekit.flows.base import standard_normal_log_prob
 from coursekit.paths import AffinePath, LinearPath
 
@@ -66,8 +66,11 @@ class FlowMatching(models.GenerativeModel):
         coupling: str = "independent",
         num_classes: int | None = None,
         p_uncond: float = 0.0,
+        prediction: str = "velocity",
     ):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
         if coupling not in COUPLINGS:
             raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}.")
         if p_uncond > 0 and num_classes is None:
@@ -79,6 +82,7 @@ class FlowMatching(models.GenerativeModel):
         self.coupling = coupling
         self.num_classes = num_classes
         self.p_uncond = p_uncond
+        self.prediction = prediction
 
     # --- data space <-> model space ([-1, 1] for images) ---------------------------------------
     def to_model_space(self, x: Tensor) -> Tensor:
@@ -121,14 +125,25 @@ class FlowMatching(models.GenerativeModel):
             # label dropout: one network learns v(x | y) and v(x) (Ho & Salimans, 2022)
             drop = utils.rand((x1.shape[0],), y, generator) < self.p_uncond
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
-        return {"loss": cfm_loss(self.net, self.path, x1, y=y, s=s, eps=noise, generator=generator)}
+        loss = cfm_loss(
+            self.net, self.path, x1, y=y, s=s, eps=noise, generator=generator,
+            prediction=self.prediction,
+        )  # fmt: skip
+        return {"loss": loss}
 
     # --- the velocity field and its ODE --------------------------------------------------------
+    def net_velocity(self, x: Tensor, s: Tensor, y: Tensor | None = None) -> Tensor:
+        """dx/ds at (x, s): the network's output, converted if it predicts the data."""
+        out = self.net(x, s, y)
+        if self.prediction == "data":
+            return data_to_velocity(self.path, x, s, out)
+        return out
+
     def velocity(self, y: Tensor | None = None, guidance_scale: float | None = None):
         """The field f(x, s) the solvers integrate; guided when a scale other than 1 is given."""
         if y is not None and guidance_scale is not None and guidance_scale != 1.0:
-            return guided(self.net, y, guidance_scale)
-        return lambda x, s: self.net(x, s, y)
+            return guided(self.net_velocity, y, guidance_scale)
+        return lambda x, s: self.net_velocity(x, s, y)
 
     def transport(
         self,
@@ -208,6 +223,7 @@ class PairedObjective(nn.Module):
     ``time="uniform"`` is rectified flow's reflow (the CFM loss on these pairs, Liu et al.
     2023, eq. 6); ``time="zero"`` distils to one step, ||v(x₀, 0) − (x₁ − x₀)||², so that one
     Euler step x₀ + v(x₀, 0) lands on x₁ (their §2.3, with the squared error as the distance).
+    A model that predicts the data regresses x̂₁ on x₁ instead (at s = 0 the same thing).
     """
 
     def __init__(self, model: FlowMatching, time: str = "uniform"):
@@ -225,7 +241,8 @@ class PairedObjective(nn.Module):
             )
         x0, x1 = pairs[:, 0], pairs[:, 1]
         s = torch.zeros(x1.shape[0], device=x1.device) if self.time == "zero" else None
-        return {"loss": cfm_loss(self.model.net, self.model.path, x1, y=y, s=s, eps=x0)}
+        m = self.model
+        return {"loss": cfm_loss(m.net, m.path, x1, y=y, s=s, eps=x0, prediction=m.prediction)}
 
 
 @models.register_conformance("flow-matching-toy")
