@@ -16,11 +16,11 @@ from torch import nn
 from coursekit import paths, solvers
 from coursekit.diffusion import schedules
 from coursekit.flow_matching import (
-    data_to_velocity,
     FlowMatching,
     PairedObjective,
     cfm_loss,
     cfm_target,
+    data_to_velocity,
     ot_pair,
     ot_permutation,
     path_time,
