@@ -36,7 +36,19 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
-from coursekit import data, evaluation, metrics, networks, plot, report, solvers, train, utils
+from coursekit import (
+    data,
+    evaluation,
+    metrics,
+    networks,
+    paths,
+    plot,
+    report,
+    solvers,
+    train,
+    utils,
+)
+from coursekit.diffusion import schedules
 from coursekit import flow_matching as fm
 from coursekit.exercises import flow_matching as checks
 
@@ -348,6 +360,50 @@ plt.show()
 # and Heun reach a given quality with fewer network calls than Euler once it has a few steps.
 # The straightness is well above zero: the flow is curved, which is why one step fails.
 #
+# ### The same model as diffusion
+#
+# Lecture 06's variance-preserving path is another affine path, $x = \alpha_t\, x_{\text{data}} +
+# \sigma_t\, \varepsilon$ with $\alpha_t = \sqrt{\bar\alpha_t}$, $\sigma_t = \sqrt{1 - \bar\alpha_t}$ and
+# its own time running the other way ($t = 0$ data, $t = T-1$ noise). Every network output is a
+# reparameterisation of every other through the path (`coursekit.paths`): given $x_t$, a
+# velocity $u = \alpha'_t \hat x + \sigma'_t \varepsilon$ fixes the noise $\varepsilon$, the noise fixes
+# the score $\nabla \log p_t = -\varepsilon / \sigma_t$ (Tweedie), and the data prediction
+# $\hat x = (x_t - \sigma_t \varepsilon)/\alpha_t$. So flow matching on the VP path *is* diffusion
+# training with a velocity (or data) parameterisation, and its ODE is lecture 06's probability
+# flow. Below, the round trip velocity → ε → score → ε → velocity on the linear path, then one
+# network trained on the VP path (`fm.FlowMatching(..., path=paths.VPPath(schedule))`, flow
+# time $s = 1 - t/(T-1)$) at the same budget as the linear one.
+
+# %%
+linear_path = paths.LinearPath()
+x_t = cfm_model.to_model_space(images_train.float()[:8].to(DEV)) * 0.6 + 0.4 * x_eval0[:8]
+t_half = torch.full((8,), 0.6, device=DEV)
+with torch.no_grad():
+    u = cfm_model.net_velocity(x_t, t_half)
+    eps_hat = linear_path.eps_from_velocity(x_t, t_half, u)
+    score = linear_path.eps_to_score(eps_hat, t_half)
+    u_back = linear_path.velocity_from_eps(x_t, t_half, linear_path.score_to_eps(score, t_half))
+print(f"round trip velocity -> eps -> score -> velocity: max error {(u_back - u).abs().max():.1e}")
+
+with torch.random.fork_rng():  # the experiments after this one draw the same numbers without it
+    torch.manual_seed(12)
+    vp_model = fm.FlowMatching(image_net(), data_shape=SHAPE, prediction=PREDICTION,
+                               path=paths.VPPath(schedules.cosine_schedule(1000))).to(DEV)  # fmt: skip
+    train_images(vp_model, images_train.float(), IMG_STEPS)
+vp_model.eval()
+vp_rows = {k: evaluate(vp_model, f"VP path, Euler {k}", k) for k in (10, STEP_COUNTS[-1])}
+vp_straightness = straightness_of(vp_model)
+print(
+    evaluation.table([cfm_rows["euler", 10], cfm_rows["euler", STEP_COUNTS[-1]], *vp_rows.values()])
+)
+print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightness:.3f}")
+
+# %% [markdown]
+# You should see the conversions agree to rounding error, and the VP-path model, trained with
+# the same network, loss and budget, need more steps for the same quality than the linear one
+# and have a higher straightness: the VP path itself bends (its $\alpha_t$ and $\sigma_t$ move
+# along a quarter circle), so even its conditional paths are curves.
+#
 # ## 4. Rectified flow: reflow, and distillation to one step
 #
 # The trained ODE defines a *deterministic* coupling: each noise $x_0$ goes to one sample
@@ -553,6 +609,9 @@ report.record("cfm_euler1_over_reflow_euler1", ratio[first] / reflow_1,
 report.record("distilled_fcd_1step_over_floor", distill_row.fcd_ratio)
 report.record(f"distilled_1step_over_reflow_euler{last}", distill_row.fcd_ratio / reflow_rows[last].fcd_ratio,
               target=utils.pick(smoke=None, cpu=None, gpu="<= 2"))  # fmt: skip
+report.record(f"vp_fcd_euler{last}_over_floor", vp_rows[last].fcd_ratio)
+report.record("vp_fcd_euler10_over_floor", vp_rows[10].fcd_ratio)
+report.record("straightness_vp_over_linear", vp_straightness / cfm_straightness)
 report.record("reflow_pairs", N_PAIRS)
 report.record("reflow_pairs_seconds", pairs_seconds)
 report.record("straightness_cfm", cfm_straightness)
