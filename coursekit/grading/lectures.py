@@ -194,3 +194,7 @@ def register_callables() -> None:
             fn = getattr(div, field, None)
             if callable(fn):
                 wire.CALLABLES[f"divergences.{name}.{field}"] = fn
+    # lecture 08: the velocity field that the Euler check integrates with the student's sampler
+    from coursekit.exercises import flow_matching
+
+    wire.CALLABLES["flow_matching.euler_field"] = flow_matching._field
