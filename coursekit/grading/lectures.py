@@ -101,6 +101,8 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "guided_eps": diffusion.check_guidance,
             "replace_known": diffusion.check_replace_known,
         },
+        # Lecture 07 (VQ tokenizers): its checks are imported here, so the lines above stay as they were
+        "07": _vq_checks(),
     }
 
 
@@ -182,3 +184,10 @@ def register_callables() -> None:
             fn = getattr(div, field, None)
             if callable(fn):
                 wire.CALLABLES[f"divergences.{name}.{field}"] = fn
+
+
+def _vq_checks() -> dict[str, Callable[..., check.Result]]:
+    """Lecture 07's exercises: the quantiser and the VQ-VAE loss."""
+    from coursekit.exercises import vq
+
+    return {"quantize": vq.check_quantize, "vq_loss": vq.check_vq_loss}
