@@ -241,8 +241,12 @@ prior_history = train.fit(prior, (tokens_train, images_train.labels), steps=PRIO
                           generator=torch.Generator().manual_seed(1), device=DEV)  # fmt: skip
 prior.eval()
 with torch.no_grad():
-    bits_train = -prior.log_prob(tokens_train.to(DEV), images_train.labels.to(DEV)).mean().item() / 0.6931
-    bits_test = -prior.log_prob(tokens_test.to(DEV), images_test.labels.to(DEV)).mean().item() / 0.6931
+    bits_train = (
+        -prior.log_prob(tokens_train.to(DEV), images_train.labels.to(DEV)).mean().item() / 0.6931
+    )
+    bits_test = (
+        -prior.log_prob(tokens_test.to(DEV), images_test.labels.to(DEV)).mean().item() / 0.6931
+    )
 print(f"bits per image of the tokens under the prior: train {bits_train:.1f}, test {bits_test:.1f} "
       f"(uniform: {uniform_token_bits:.1f})")  # fmt: skip
 

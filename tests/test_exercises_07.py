@@ -123,15 +123,23 @@ def _loss_fixed_dim(z, z_q, beta):  # the notebook's D = 2 written as a number
 
 
 WRONG_LOSS = [
-    (lambda z, q, b: F.mse_loss(z.detach(), q) * b + F.mse_loss(z, q.detach()),
-     "beta weights the codebook term"),  # beta moved: the same gradients as swapped detaches
-    (lambda z, q, b: F.mse_loss(q.detach(), z) + b * F.mse_loss(z.detach(), q),
-     "stop-gradients are swapped"),
+    (
+        lambda z, q, b: F.mse_loss(z.detach(), q) * b + F.mse_loss(z, q.detach()),
+        "beta weights the codebook term",
+    ),  # beta moved: the same gradients as swapped detaches
+    (
+        lambda z, q, b: F.mse_loss(q.detach(), z) + b * F.mse_loss(z.detach(), q),
+        "stop-gradients are swapped",
+    ),
     (lambda z, q, b: (1 + b) * F.mse_loss(z, q), "no stop-gradients"),
-    (lambda z, q, b: F.mse_loss(z.detach(), q) + b * F.mse_loss(z.detach(), q),
-     "no gradient reaches z"),
-    (lambda z, q, b: F.mse_loss(z, q.detach()) + b * F.mse_loss(z, q.detach()),
-     "no gradient reaches z_q"),
+    (
+        lambda z, q, b: F.mse_loss(z.detach(), q) + b * F.mse_loss(z.detach(), q),
+        "no gradient reaches z",
+    ),
+    (
+        lambda z, q, b: F.mse_loss(z, q.detach()) + b * F.mse_loss(z, q.detach()),
+        "no gradient reaches z_q",
+    ),
     (lambda z, q, b: 2 * F.mse_loss(z, q), "forgot beta"),
     (lambda z, q, b: b * F.mse_loss(z, q.detach()), "kept only the commitment term"),
     (lambda z, q, b: (1 + b) * ((z - q) ** 2).sum(), "summed instead of averaged"),

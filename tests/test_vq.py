@@ -25,8 +25,10 @@ def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_the_identity(
     quantizer = vq.VectorQuantizer(5, 3)
     out = quantizer(z)
     flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 3)
-    assert torch.allclose(out.z_q.permute(0, 2, 3, 1).reshape(-1, 3),
-                          quantizer.embedding[vq.nearest_code(flat, quantizer.embedding)])
+    assert torch.allclose(
+        out.z_q.permute(0, 2, 3, 1).reshape(-1, 3),
+        quantizer.embedding[vq.nearest_code(flat, quantizer.embedding)],
+    )
     w = torch.randn(z.shape, generator=g)
     (grad,) = torch.autograd.grad((out.z_q * w).sum(), z)
     assert torch.allclose(grad, w)
@@ -45,8 +47,10 @@ def test_losses_put_the_stop_gradients_on_the_right_side():
 
 def test_vq_loss_is_codebook_plus_beta_commitment_and_ema_drops_the_codebook_term():
     z = torch.randn(3, 4, 2, 2)
-    for ema, expect in [(None, lambda q: q.codebook + 0.3 * q.commitment),
-                        (0.9, lambda q: 0.3 * q.commitment)]:
+    for ema, expect in [
+        (None, lambda q: q.codebook + 0.3 * q.commitment),
+        (0.9, lambda q: 0.3 * q.commitment),
+    ]:
         q = vq.VectorQuantizer(6, 4, beta=0.3, ema=ema).eval()(z)
         assert torch.allclose(q.loss, expect(q))
 
@@ -62,7 +66,8 @@ def test_ema_update_against_a_hand_computation():
     # N = 0.5 * 1 + 0.5 * (2, 1, 0) = (1.5, 1, 0.5); m = 0.5 * e + 0.5 * sums
     N = torch.tensor([1.5, 1.0, 0.5])
     m = 0.5 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.5 * torch.tensor(
-        [[1.0, 1.0], [9.0, 0.0], [0.0, 0.0]])
+        [[1.0, 1.0], [9.0, 0.0], [0.0, 0.0]]
+    )
     assert torch.allclose(quantizer.cluster_size, N)
     assert torch.allclose(quantizer.embedding, m / N[:, None])
 
@@ -93,7 +98,9 @@ def test_fsq_has_prod_levels_codes_and_rounds_to_them(levels):
     assert torch.allclose(scaled, scaled.round(), atol=1e-5)
     assert torch.allclose(fsq.lookup(q.codes), q.z_q)  # the codes index the rounded values
     grid = torch.tensor(list(itertools.product(*[range(L) for L in levels])), dtype=torch.float32)
-    assert len(torch.unique(fsq.lookup(torch.arange(fsq.num_codes)[:, None, None]).flatten(1), dim=0)) == len(grid)
+    assert len(
+        torch.unique(fsq.lookup(torch.arange(fsq.num_codes)[:, None, None]).flatten(1), dim=0)
+    ) == len(grid)
     # rounding is the nearest integer of the bounded value; the gradient is the bound's
     zz = z.clone().requires_grad_()
     out = fsq(zz).z_q
@@ -111,7 +118,8 @@ def test_usage_and_perplexity_closed_forms():
     assert vq.perplexity(torch.zeros(10, dtype=torch.long), 8) == pytest.approx(1.0)
     p = torch.tensor([0.5, 0.25, 0.25])
     assert vq.perplexity(torch.tensor([0, 0, 1, 2]), 3) == pytest.approx(
-        math.exp(-(p * p.log()).sum().item()))
+        math.exp(-(p * p.log()).sum().item())
+    )
 
 
 def test_autoencoder_trains_and_tokens_roundtrip():

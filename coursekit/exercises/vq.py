@@ -121,7 +121,9 @@ def check_vq_loss(
 ) -> check.Result:
     """``loss_fn(z, z_q, beta) -> scalar``: ||sg[z] - z_q||^2 + beta ||z - sg[z_q]||^2 (means),
     for encoder outputs z (N, D) and their code vectors z_q (N, D) (before straight-through)."""
-    with check.exercise("VQ-VAE loss", success="codebook + beta * commitment, stop-gradients right") as ex:
+    with check.exercise(
+        "VQ-VAE loss", success="codebook + beta * commitment, stop-gradients right"
+    ) as ex:
         for case in ex.cases(_cases(seed)):
             z, codebook = _inputs(case)
             z_q = codebook[ref.nearest_code(z, codebook)]

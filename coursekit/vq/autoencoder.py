@@ -61,9 +61,7 @@ class VQAutoencoder(models.GenerativeModel):
         "log_prob(codes) for bits per image of the tokens."
     )
 
-    def __init__(
-        self, quantizer: VectorQuantizer | FSQ, data_shape=(1, 8, 8), *, hidden: int = 64
-    ):
+    def __init__(self, quantizer: VectorQuantizer | FSQ, data_shape=(1, 8, 8), *, hidden: int = 64):
         super().__init__()
         C, H, W = data_shape
         if H % 2 or W % 2:
@@ -136,7 +134,10 @@ class TokenModel(models.GenerativeModel):
 
     def __init__(self, tokenizer: VQAutoencoder, prior: nn.Module):
         super().__init__()
-        if tuple(prior.data_shape) != tokenizer.grid_shape or prior.vocab_size != tokenizer.num_codes:
+        if (
+            tuple(prior.data_shape) != tokenizer.grid_shape
+            or prior.vocab_size != tokenizer.num_codes
+        ):
             raise ValueError(
                 f"the prior models grids {tuple(prior.data_shape)} over {prior.vocab_size} codes, "
                 f"the tokenizer makes {tokenizer.grid_shape} over {tokenizer.num_codes}."

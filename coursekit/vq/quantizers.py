@@ -203,7 +203,9 @@ class FSQ(nn.Module):
     def forward(self, z: Tensor) -> Quantized:
         flat = _flat(z)  # (N, D)
         if flat.shape[1] != self.dim:
-            raise ValueError(f"FSQ with levels {self.levels} needs D = {self.dim}, got {flat.shape[1]}.")
+            raise ValueError(
+                f"FSQ with levels {self.levels} needs D = {self.dim}, got {flat.shape[1]}."
+            )
         bounded = self.bound(flat)
         rounded = straight_through(bounded, torch.round(bounded))  # integers, identity gradient
         half_width = torch.div(self._L, 2, rounding_mode="floor")
