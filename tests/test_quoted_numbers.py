@@ -45,6 +45,7 @@ class Quote:
 
 
 D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
+F = "08_flow_matching"
 
 QUOTES = [
     # lecture 01
@@ -167,6 +168,44 @@ QUOTES = [
         ]
     ],
     Quote("README", "07_vq_tokenizers", "seconds", "| 222 s |", rel=0.1, field="seconds"),
+    # lecture 08
+    Quote(F, F, "exact_flow_median_distance_to_data", "about 0.03 at $t = 0.99$"),
+    Quote(
+        F,
+        F,
+        "toy_moons_energy_over_real_p95",
+        "about 0.20 × the real-vs-real 95th percentile on the moons",
+    ),
+    Quote(F, F, "toy_8gaussians_energy_over_real_p95", "about 1.2 × on the eight Gaussians"),
+    Quote(F, F, "fcd_euler1_over_floor", "about 192 × the floor with one Euler step"),
+    Quote(F, F, "fcd_euler10_over_floor", "3.4 × with 10 and"),
+    Quote(F, F, "fcd_euler100_over_floor", "1.9 × with 100. Heun"),
+    Quote(F, F, "fcd_heun10_over_floor", "(2.5 × with 10)"),
+    Quote(F, F, "straightness_cfm", "(about 0.31)"),
+    Quote(F, F, "straightness_vp_over_linear", "about 1.5 × less straight"),
+    Quote(F, F, "vp_fcd_euler10_over_floor", "about 2.7 × the floor against 3.4"),
+    Quote(F, F, "vp_fcd_euler100_over_floor", "(2.1 × against 1.9 ×)"),
+    Quote(F, F, "straightness_reflow_over_cfm", "about 0.27 × its value"),
+    Quote(F, F, "reflow_fcd_euler1_over_floor", "to about 4.6 × the floor"),
+    Quote(F, F, "cfm_euler1_over_reflow_euler1", "(42 × better)"),
+    Quote(F, F, "reflow_fcd_euler100_over_floor", "at the cost of some quality at many steps (2.2"),
+    Quote(F, F, "distilled_fcd_1step_over_floor", "to about 4.4 ×."),
+    Quote(F, F, "ot_cost_over_independent_toy", "0.29 ×) and much less"),
+    Quote(F, F, "ot_cost_over_independent_digits", "(about 0.83 ×: in high"),
+    Quote(F, F, "straightness_ot_over_independent_digits", "(about 0.61 × the straightness"),
+    Quote(F, F, "ot_fcd_euler1_over_floor", "(about 25 × the floor)"),
+    Quote(F, F, "guidance_best_scale", "FCD lowest at $w = 2$"),
+    Quote(F, F, "fcd_guided_best_over_unguided", "about 0.30 × the unguided"),
+    Quote("README", F, "fcd_euler100_over_floor", "Euler FCD 1.92× the floor at 100 steps"),
+    Quote("README", F, "reflow_fcd_euler1_over_floor", "one Euler step 4.56× (≤ 6×)"),
+    Quote("README", F, "reflow_euler1_over_own_euler100", "2.05× its own 100-step FCD"),
+    Quote("README", F, "cfm_euler1_over_reflow_euler1", "42× better than before reflow"),
+    Quote("README", F, "straightness_reflow_over_cfm", "straightness 0.27× after reflow"),
+    Quote("README", F, "ot_cost_over_independent_toy", "transport cost 0.29× (toy)"),
+    Quote("README", F, "ot_cost_over_independent_digits", "and 0.83× (digits)"),
+    Quote("README", F, "toy_moons_energy_over_real_p95", "toy energy 0.20× (moons)"),
+    Quote("README", F, "toy_8gaussians_energy_over_real_p95", "and 1.2× (8 gaussians"),
+    Quote("README", F, "seconds", "| 361 s |", rel=0.1, field="seconds"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
