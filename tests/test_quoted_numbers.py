@@ -130,6 +130,44 @@ QUOTES = [
     Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
     Quote("README", G, "classifier_accuracy_unconditional", "against 0.09; ControlNet"),
     Quote("README", G, "seconds", "| 400 s |", rel=0.1, field="seconds"),
+    # lecture 07 (its text, then its README row)
+    *[
+        Quote("07_vq_tokenizers", "07_vq_tokenizers", record, text)
+        for record, text in [
+            ("vq_plain_usage", "use only 22% of its 64 codes"),
+            ("vq_plain_perplexity", "(perplexity about 12.9),"),
+            ("vq_ema_usage", "(also 22%: EMA moves"),
+            ("vq_ema_restart_usage", "restarts use 100% (perplexity"),
+            ("vq_ema_restart_perplexity", "(perplexity about 55.4) at a test"),
+            ("vq_ema_restart_recon_mse", "error of about 0.0041, lower"),
+            ("fsq_usage", "FSQ use 98% of its 64 codes"),
+            ("fsq_perplexity", "(perplexity about 41.6) with"),
+            ("fsq_recon_mse", "error of about 0.0051, close to"),
+            ("prior_test_bits_per_image", "tokens in about 76 bits"),
+            ("prior_train_bits_per_image", "training digit's in about 37: on"),
+            ("tokens_fcd_ratio_w1", "samples at about 0.87× the real-vs-real"),
+            ("tokens_memorisation_w1", "with 2.4% of the"),
+            ("tokens_class_accuracy_w1", "accuracy is about 0.82 at w = 1"),
+            ("tokens_class_accuracy_w3", "it to about 0.93."),
+        ]
+    ],
+    *[
+        Quote("README", "07_vq_tokenizers", record, text)
+        for record, text in [
+            ("vq_plain_usage", "plain VQ 22%, EMA"),
+            ("vq_ema_usage", "EMA 22%, EMA + restarts"),
+            ("vq_ema_restart_usage", "restarts **100%** (target"),
+            ("vq_ema_restart_perplexity", "perplexity 55.4),"),
+            ("fsq_usage", "FSQ 98% with no auxiliary"),
+            ("tokens_fcd_ratio_w1", "FCD **0.87× the floor**"),
+            ("tokens_memorisation_w1", "2.4% near-copies"),
+            ("tokens_class_accuracy_w1", "class accuracy 0.82 → 0.93"),
+            ("tokens_class_accuracy_w3", "0.93 with guidance"),
+            ("prior_train_bits_per_image", "37 bits per image on train"),
+            ("prior_test_bits_per_image", "76 on test (uniform"),
+        ]
+    ],
+    Quote("README", "07_vq_tokenizers", "seconds", "| 222 s |", rel=0.1, field="seconds"),
     # lecture 08
     Quote(F, F, "exact_flow_median_distance_to_data", "about 0.03 at $t = 0.99$"),
     Quote(
