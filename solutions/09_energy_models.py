@@ -58,6 +58,7 @@ def energy_net(hidden=64):
 # $p \propto p_1 p_2$, which keeps only the regions where both experts agree. Below, a ring
 # expert times a half-plane expert gives a half ring; its $Z$ is no product of the experts' $Z$s.
 
+
 # %%
 def ring(x):
     return (x.norm(dim=1) - 2.0) ** 2 / (2 * 0.2**2)
@@ -70,12 +71,17 @@ def half_plane(x):
 s2 = 0.8
 log_z_grid = ebm.grid_log_z(lambda x: 0.5 * (x**2).sum(1) / s2, -8, 8, 300)
 print(f"Gaussian: grid log Z {log_z_grid:.5f}, closed form {math.log(2 * math.pi * s2):.5f}")
-experts = {"ring": ring, "half plane": half_plane, "ring + half plane": lambda x: ring(x) + half_plane(x)}
+experts = {
+    "ring": ring,
+    "half plane": half_plane,
+    "ring + half plane": lambda x: ring(x) + half_plane(x),
+}
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
 for ax, (name, e) in zip(axes, experts.items()):
     lz = ebm.grid_log_z(e, -4, 4, 200)
-    plot.density_2d(lambda x, e=e, lz=lz: -e(x) - lz, lims=(-4, 4), ax=ax,
-                    title=f"{name}: log Z = {lz:.2f}")
+    plot.density_2d(
+        lambda x, e=e, lz=lz: -e(x) - lz, lims=(-4, 4), ax=ax, title=f"{name}: log Z = {lz:.2f}"
+    )
 plt.show()
 poe_log_z = ebm.grid_log_z(experts["ring + half plane"], -4, 4, 200)
 
@@ -98,6 +104,7 @@ poe_log_z = ebm.grid_log_z(experts["ring + half plane"], -4, 4, 200)
 # `solvers.mala`) removes the bias.
 #
 # **Exercise 9.1.** Write one Langevin step; `noise` is given so the check can compare.
+
 
 # %%
 def langevin_step(x, energy, step_size, noise):
@@ -128,15 +135,18 @@ def gauss_energy(x):
 bias_rows = []
 for eps in (0.05, 0.2, 0.5):
     x0 = torch.randn(N_CHAINS, 1, generator=gen, dtype=torch.float64)
-    ula = solvers.langevin(x0, energy=gauss_energy, step_size=eps, num_steps=CHAIN_STEPS,
-                           generator=gen)
-    mala, acc = solvers.mala(x0, energy=gauss_energy, step_size=eps, num_steps=CHAIN_STEPS,
-                             generator=gen)
+    ula = solvers.langevin(
+        x0, energy=gauss_energy, step_size=eps, num_steps=CHAIN_STEPS, generator=gen
+    )
+    mala, acc = solvers.mala(
+        x0, energy=gauss_energy, step_size=eps, num_steps=CHAIN_STEPS, generator=gen
+    )
     x = x0
     for _ in range(CHAIN_STEPS):  # decoupled noise: the same update, noise 0.1 whatever eps
         x = x - eps * x + 0.1 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
-    bias_rows.append((eps, float(ula.var()), 1 / (1 - eps / 2), float(mala.var()), acc,
-                      float(x.var())))
+    bias_rows.append(
+        (eps, float(ula.var()), 1 / (1 - eps / 2), float(mala.var()), acc, float(x.var()))
+    )
 print("  eps   ULA var  theory   MALA var  accept  decoupled var   (target variance 1)")
 for r in bias_rows:
     print("  {:.2f}  {:.3f}    {:.3f}    {:.3f}     {:.2f}    {:.4f}".format(*r))
@@ -166,6 +176,7 @@ decoupled_var_05 = bias_rows[-1][5]
 #
 # **Exercise 9.2.** The contrastive-divergence loss with the regulariser.
 
+
 # %%
 def cd_loss(energy, x_data, x_model, alpha):
     """mean E(data) - mean E(samples) + alpha (mean E(data)^2 + mean E(samples)^2)."""
@@ -183,11 +194,14 @@ checks.check_cd_loss(cd_loss)
 # be set against a kernel density estimate with the bandwidth tuned on validation data
 # (lecture 04's RealNVP was 0.07 / 0.24 nats above it on moons / 8 gaussians).
 
+
 # %%
 def kde_log_prob(train_x, query, bandwidth):
     """log of a Gaussian KDE on train_x at query, (n,) nats."""
     d2 = torch.cdist(query, train_x) ** 2
-    log_k = -0.5 * d2 / bandwidth**2 - train_x.shape[1] * math.log(bandwidth * math.sqrt(2 * math.pi))
+    log_k = -0.5 * d2 / bandwidth**2 - train_x.shape[1] * math.log(
+        bandwidth * math.sqrt(2 * math.pi)
+    )
     return torch.logsumexp(log_k, 1) - math.log(len(train_x))
 
 
@@ -198,9 +212,16 @@ GRID = utils.pick(smoke=60, cpu=200, gpu=300)
 
 
 def toy_ebm(**kwargs):
-    options = dict(box=BOX, grid_size=GRID, step_size=0.01, train_steps=TOY_CHAIN,
-                   sample_steps=utils.pick(smoke=20, cpu=500, gpu=1000), alpha=0.1,
-                   buffer_size=4096, reinit=0.05)
+    options = dict(
+        box=BOX,
+        grid_size=GRID,
+        step_size=0.01,
+        train_steps=TOY_CHAIN,
+        sample_steps=utils.pick(smoke=20, cpu=500, gpu=1000),
+        alpha=0.1,
+        buffer_size=4096,
+        reinit=0.05,
+    )
     options.update(kwargs)
     model = ebm.GridEnergyModel(energy_net(), **options).to(DEV)
     model.generator = gen
@@ -215,26 +236,49 @@ for name in ("moons", "8gaussians", "rings"):
     bws = torch.logspace(-2, 0, 15)
     bw = float(bws[int(np.argmin([float(-kde_log_prob(x_toy, x_val, b).mean()) for b in bws]))])
     model = toy_ebm()
-    toy_hist[name] = train.fit(model, x_toy, steps=TOY_STEPS, lr=1e-3, batch_size=256,
-                               clip_grad=1.0, progress=False, generator=gen, device=DEV)
+    toy_hist[name] = train.fit(
+        model,
+        x_toy,
+        steps=TOY_STEPS,
+        lr=1e-3,
+        batch_size=256,
+        clip_grad=1.0,
+        progress=False,
+        generator=gen,
+        device=DEV,
+    )
     model.eval()
-    score = metrics.two_sample_score(model.sample(2000, generator=gen).cpu(),
-                                     functools.partial(data.toy_2d, name))
-    toy_rows[name] = {"KDE": float(-kde_log_prob(x_toy, x_test, bw).mean()),
-                      "EBM": float(-model.log_prob(x_test.to(DEV)).mean()),
-                      "energy": score.value, "p95": score.real_p95}
+    score = metrics.two_sample_score(
+        model.sample(2000, generator=gen).cpu(), functools.partial(data.toy_2d, name)
+    )
+    toy_rows[name] = {
+        "KDE": float(-kde_log_prob(x_toy, x_test, bw).mean()),
+        "EBM": float(-model.log_prob(x_test.to(DEV)).mean()),
+        "energy": score.value,
+        "p95": score.real_p95,
+    }
     toy_models[name] = model
 print(f"test NLL (nats), {time.perf_counter() - t0:.0f} s for three sets")
 for name, row in toy_rows.items():
-    print(f"{name:11s} KDE {row['KDE']:.3f}  EBM (grid) {row['EBM']:.3f}  | energy distance "
-          f"{row['energy']:.4f} (real-vs-real 95th pct {row['p95']:.4f})")
+    print(
+        f"{name:11s} KDE {row['KDE']:.3f}  EBM (grid) {row['EBM']:.3f}  | energy distance "
+        f"{row['energy']:.4f} (real-vs-real 95th pct {row['p95']:.4f})"
+    )
 fig, axes = plt.subplots(2, 3, figsize=(11, 7))
 for j, (name, model) in enumerate(toy_models.items()):
     lz = model.log_z()
-    plot.density_2d(lambda x, m=model, lz=lz: -m.energy(x.to(DEV)).cpu() - lz, lims=BOX,
-                    ax=axes[0, j], title=f"{name}: grid density")
-    plot.scatter_2d(model.sample(2000, generator=gen).cpu(), ax=axes[1, j], s=1,
-                    title=f"{name}: Langevin samples")
+    plot.density_2d(
+        lambda x, m=model, lz=lz: -m.energy(x.to(DEV)).cpu() - lz,
+        lims=BOX,
+        ax=axes[0, j],
+        title=f"{name}: grid density",
+    )
+    plot.scatter_2d(
+        model.sample(2000, generator=gen).cpu(),
+        ax=axes[1, j],
+        s=1,
+        title=f"{name}: Langevin samples",
+    )
 plt.show()
 
 # %% [markdown]
@@ -264,22 +308,27 @@ sm_rows = {}
 objectives = {
     "exact": ebm.score_matching,
     "sliced": functools.partial(ebm.sliced_score_matching, n_projections=1, generator=gen),
-    "denoising (sigma 0.1)": functools.partial(ebm.denoising_score_matching, sigma=0.1,
-                                               generator=gen),
+    "denoising (sigma 0.1)": functools.partial(
+        ebm.denoising_score_matching, sigma=0.1, generator=gen
+    ),
 }
 t0 = time.perf_counter()
 for label, objective in objectives.items():
     model = toy_ebm()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for step in range(SM_STEPS):
+    for _step in range(SM_STEPS):
         idx = torch.randint(len(x_sm), (256,), generator=gen)
         loss = objective(model.energy, x_sm[idx]).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     sm_rows[label] = float(-model.log_prob(x_sm_test).mean())
-print(f"moons test NLL (grid-normalised), {time.perf_counter() - t0:.0f} s:",
-      {k: round(v, 3) for k, v in sm_rows.items()}, "| CD:", round(toy_rows["moons"]["EBM"], 3))
+print(
+    f"moons test NLL (grid-normalised), {time.perf_counter() - t0:.0f} s:",
+    {k: round(v, 3) for k, v in sm_rows.items()},
+    "| CD:",
+    round(toy_rows["moons"]["EBM"], 3),
+)
 
 # %% [markdown]
 # You should see all three fit the moons without a single Langevin step in training; in the
@@ -300,14 +349,16 @@ NCE_STEPS = utils.pick(smoke=20, cpu=1500, gpu=5000)
 x_nce = data.toy_2d("8gaussians", TOY_N, seed=0).to(DEV)
 nce_rows = {}
 for sd in (2.0, 6.0):
+
     def noise_lp(z, sd=sd):
         return -0.5 * (z**2).sum(1) / sd**2 - math.log(2 * math.pi * sd**2)
 
     model = toy_ebm()
     log_z = nn.Parameter(torch.zeros((), device=DEV))
-    opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [log_z], "lr": 2e-2}],
-                           lr=1e-3)
-    for step in range(NCE_STEPS):
+    opt = torch.optim.Adam(
+        [{"params": model.parameters()}, {"params": [log_z], "lr": 2e-2}], lr=1e-3
+    )
+    for _step in range(NCE_STEPS):
         idx = torch.randint(len(x_nce), (256,), generator=gen)
         noise = sd * utils.randn((512, 2), x_nce, gen)
         out = ebm.nce_loss(model.energy, log_z, x_nce[idx], noise, noise_lp)
@@ -315,10 +366,15 @@ for sd in (2.0, 6.0):
         out["loss"].backward()
         opt.step()
     grid_lz = model.log_z()
-    nce_rows[sd] = {"nce_log_z": float(log_z.detach()), "grid_log_z": grid_lz,
-                    "nll": float(-model.log_prob(data.toy_2d("8gaussians", 2000, seed=2).to(DEV)).mean())}
-    print(f"noise sd {sd}: NCE log Z {float(log_z.detach()):.3f}, grid log Z {grid_lz:.3f}, "
-          f"test NLL {nce_rows[sd]['nll']:.3f}")
+    nce_rows[sd] = {
+        "nce_log_z": float(log_z.detach()),
+        "grid_log_z": grid_lz,
+        "nll": float(-model.log_prob(data.toy_2d("8gaussians", 2000, seed=2).to(DEV)).mean()),
+    }
+    print(
+        f"noise sd {sd}: NCE log Z {float(log_z.detach()):.3f}, grid log Z {grid_lz:.3f}, "
+        f"test NLL {nce_rows[sd]['nll']:.3f}"
+    )
 
 # %% [markdown]
 # You should see NCE's $\log Z$ close to the grid's with noise that covers the data
@@ -340,8 +396,17 @@ variants = {"buffered": {}, "no_regulariser": {"alpha": 0.0}, "no_buffer": {"buf
 stab_hist = {}
 for label, kw in variants.items():
     model = toy_ebm(**kw)
-    stab_hist[label] = train.fit(model, x_st, steps=STAB_STEPS, lr=1e-3, batch_size=256,
-                                 clip_grad=1.0, progress=False, generator=gen, device=DEV)
+    stab_hist[label] = train.fit(
+        model,
+        x_st,
+        steps=STAB_STEPS,
+        lr=1e-3,
+        batch_size=256,
+        clip_grad=1.0,
+        progress=False,
+        generator=gen,
+        device=DEV,
+    )
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharex=True)
 gap = {}
 for ax, (label, h) in zip(axes, stab_hist.items()):
@@ -352,8 +417,10 @@ for ax, (label, h) in zip(axes, stab_hist.items()):
     ax.legend()
     tail = max(1, len(h.logs["e_data"]) // 10)
     gap[label] = float(np.mean(h.logs["e_model"][-tail:]) - np.mean(h.logs["e_data"][-tail:]))
-    print(f"{label:34s} final E(data) {np.mean(h.logs['e_data'][-tail:]):8.3f}  "
-          f"E(samples) {np.mean(h.logs['e_model'][-tail:]):8.3f}")
+    print(
+        f"{label:34s} final E(data) {np.mean(h.logs['e_data'][-tail:]):8.3f}  "
+        f"E(samples) {np.mean(h.logs['e_model'][-tail:]):8.3f}"
+    )
 plt.show()
 
 # %% [markdown]
@@ -367,16 +434,21 @@ plt.show()
 
 # %%
 cpu = utils.profile() == "cpu"
-report.record("grid_log_z_error_gaussian", abs(log_z_grid - math.log(2 * math.pi * s2)),
-              target="< 0.001")
+report.record(
+    "grid_log_z_error_gaussian", abs(log_z_grid - math.log(2 * math.pi * s2)), target="< 0.001"
+)
 report.record("ula_variance_bias_eps_0.5", ula_bias_05)
 report.record("mala_variance_bias_eps_0.5", mala_bias_05, target="< 0.05" if cpu else None)
 report.record("decoupled_noise_variance_eps_0.5", decoupled_var_05)
 for name, row in toy_rows.items():
-    report.record(f"toy_{name}_ebm_minus_kde_nll", row["EBM"] - row["KDE"],
-                  target="< 0.1" if cpu else None)
-    report.record(f"toy_{name}_energy_over_real_p95", row["energy"] / row["p95"],
-                  target="<= 1" if cpu else None)
+    report.record(
+        f"toy_{name}_ebm_minus_kde_nll", row["EBM"] - row["KDE"], target="< 0.1" if cpu else None
+    )
+    report.record(
+        f"toy_{name}_energy_over_real_p95",
+        row["energy"] / row["p95"],
+        target="<= 1" if cpu else None,
+    )
 for label, v in sm_rows.items():
     report.record(f"moons_{label.split()[0]}_score_matching_nll", v)
 for sd, row in nce_rows.items():

@@ -77,7 +77,8 @@ def test_score_matching_recovers_a_gaussian():
 def test_sliced_score_matching_recovers_a_gaussian():
     g = torch.Generator().manual_seed(5)
     m, cov_hat, mean, cov = _fit(
-        lambda e, x: ebm.sliced_score_matching(e, x, n_projections=4, generator=g), steps=800)
+        lambda e, x: ebm.sliced_score_matching(e, x, n_projections=4, generator=g), steps=800
+    )
     assert torch.allclose(m, mean, atol=0.1)
     assert torch.allclose(cov_hat, cov, atol=0.12)
 
@@ -86,7 +87,8 @@ def test_denoising_score_matching_learns_the_noised_gaussian():
     g = torch.Generator().manual_seed(6)
     sigma = 0.3
     m, cov_hat, mean, cov = _fit(
-        lambda e, x: ebm.denoising_score_matching(e, x, sigma, generator=g), steps=800)
+        lambda e, x: ebm.denoising_score_matching(e, x, sigma, generator=g), steps=800
+    )
     assert torch.allclose(m, mean, atol=0.1)
     assert torch.allclose(cov_hat, cov + sigma**2 * torch.eye(2, dtype=torch.float64), atol=0.12)
 
@@ -132,9 +134,11 @@ def test_grid_normaliser_against_the_closed_form():
 
 
 def test_grid_model_log_prob_integrates_to_one():
-    model = ebm.GridEnergyModel(torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(),
-                                                    torch.nn.Linear(16, 1)), box=(-3, 3),
-                                grid_size=100)
+    model = ebm.GridEnergyModel(
+        torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)),
+        box=(-3, 3),
+        grid_size=100,
+    )
     pts, area = ebm.grid_points(-3, 3, 100)
     total = model.log_prob(pts.float()).exp().sum() * area
     assert float(total) == pytest.approx(1.0, abs=1e-4)

@@ -72,12 +72,18 @@ WRONG_STEP = [
     (lambda x, e, eps, z: _step(x, e, eps, z, noise=lambda s: 1.0), "tie it to the step"),
     (lambda x, e, eps, z: _step(x, e, eps, z, noise=lambda s: 2 * s), "tie it to the step"),
     (lambda x, e, eps, z: _step(x, e, eps, z, noise=lambda s: 0.0), "forgot the noise"),
-    (lambda x, e, eps, z: _step(x, e, eps, z, drift=lambda s: s / 2, noise=math.sqrt),
-     "Song & Ermon"),
-    (lambda x, e, eps, z: _step(x, e, eps, z, drift=lambda s: math.sqrt(2 * s)),
-     "scaled the drift by sqrt(2 step_size)"),
-    (lambda x, e, eps, z: x - eps * e(x).detach()[:, None] + math.sqrt(2 * eps) * z,
-     "energy's value instead of its gradient"),
+    (
+        lambda x, e, eps, z: _step(x, e, eps, z, drift=lambda s: s / 2, noise=math.sqrt),
+        "Song & Ermon",
+    ),
+    (
+        lambda x, e, eps, z: _step(x, e, eps, z, drift=lambda s: math.sqrt(2 * s)),
+        "scaled the drift by sqrt(2 step_size)",
+    ),
+    (
+        lambda x, e, eps, z: x - eps * e(x).detach()[:, None] + math.sqrt(2 * eps) * z,
+        "energy's value instead of its gradient",
+    ),
     # the notebook's step 0.01 written as a number
     (lambda x, e, eps, z: _step(x, e, 0.01, z), "It passed with B=6, D=2, k=0"),
     (lambda x, e, eps, z: _step(x, e, eps, z)[:, :2], "It passed with B=6, D=2, k=0"),
@@ -120,7 +126,8 @@ def test_cd_loss_with_the_library_passes():
     from coursekit import ebm
 
     assert checks.check_cd_loss(
-        lambda e, xd, xm, a: ebm.contrastive_divergence(e, xd, xm, alpha=a)["loss"])
+        lambda e, xd, xm, a: ebm.contrastive_divergence(e, xd, xm, alpha=a)["loss"]
+    )
 
 
 def _cd_in_place(energy, xd, xm, alpha):
@@ -148,9 +155,14 @@ WRONG_CD = [
     (lambda e, xd, xm, a: _cd(e, xd, xm, a, reduce="sum"), "summed over the batch"),
     (lambda e, xd, xm, a: _cd(e, xd, xm, a, detach=False), "detach them"),
     (lambda e, xd, xm, a: _cd(e, xd, xm, 0.1), "It passed with B=8, M=6, D=2"),
-    (lambda e, xd, xm, a: _cd(e, xd[:8], xm, a) if len(xd) > 8 else
-     _cd(e, xd, xm[:, :2].repeat(1, xd.shape[1] // 2 + 1)[:, : xd.shape[1]], a),
-     "It passed with B=8, M=6, D=2"),
+    (
+        lambda e, xd, xm, a: (
+            _cd(e, xd[:8], xm, a)
+            if len(xd) > 8
+            else _cd(e, xd, xm[:, :2].repeat(1, xd.shape[1] // 2 + 1)[:, : xd.shape[1]], a)
+        ),
+        "It passed with B=8, M=6, D=2",
+    ),
     (_cd_energy_detached, "wrong gradient"),
     (_cd_no_grad, "carries no gradient"),
     (lambda e, xd, xm, a: _cd(e, xd, xm, a).detach(), "carries no gradient"),

@@ -43,8 +43,10 @@ class ReplayBuffer:
         if self.states is None:
             self.states = self.init(self.capacity, generator).detach()
         if n > self.capacity:
-            raise BufferError(f"asked for {n} states from a buffer of {self.capacity}; "
-                              "make the capacity at least the batch size.")
+            raise BufferError(
+                f"asked for {n} states from a buffer of {self.capacity}; "
+                "make the capacity at least the batch size."
+            )
         dev = generator.device if generator is not None else self.states.device
         idx = torch.randperm(self.capacity, generator=generator, device=dev)[:n]
         self._index = idx.to(self.states.device)
@@ -62,13 +64,18 @@ class ReplayBuffer:
         self._index = None
 
     def state_dict(self) -> dict:
-        return {"states": None if self.states is None else self.states.clone(),
-                "capacity": self.capacity, "reinit": self.reinit}
+        return {
+            "states": None if self.states is None else self.states.clone(),
+            "capacity": self.capacity,
+            "reinit": self.reinit,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
-            raise BufferError(f"the saved buffer holds {state['capacity']} states, this one "
-                              f"{self.capacity}; build it with the saved capacity.")
+            raise BufferError(
+                f"the saved buffer holds {state['capacity']} states, this one "
+                f"{self.capacity}; build it with the saved capacity."
+            )
         self.reinit = state["reinit"]
         self.states = None if state["states"] is None else state["states"].clone()
         self._index = None

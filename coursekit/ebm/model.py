@@ -55,15 +55,23 @@ class EnergyModel(models.GenerativeModel):
         return lo + (hi - lo) * utils.rand((n, *self.data_shape), self.device, generator)
 
     def langevin(self, x: Tensor, num_steps: int, generator: torch.Generator | None = None):
-        x = solvers.langevin(x, energy=self.energy, step_size=self.step_size,
-                             num_steps=num_steps, generator=generator)
+        x = solvers.langevin(
+            x,
+            energy=self.energy,
+            step_size=self.step_size,
+            num_steps=num_steps,
+            generator=generator,
+        )
         return x.clamp(*self.box)
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         models.check_data(self, x)
         n = x.shape[0]
-        start = (self.buffer.draw(n, generator=self.generator) if self.buffer is not None
-                 else self._init(n, self.generator))
+        start = (
+            self.buffer.draw(n, generator=self.generator)
+            if self.buffer is not None
+            else self._init(n, self.generator)
+        )
         was_training = self.training
         self.eval()
         samples = self.langevin(start.to(x), self.train_steps, self.generator)
@@ -73,8 +81,14 @@ class EnergyModel(models.GenerativeModel):
         return losses.contrastive_divergence(self.energy, x, samples, alpha=self.alpha)
 
     @torch.no_grad()
-    def sample(self, n: int, y: Tensor | None = None, *, generator: torch.Generator | None = None,
-               num_steps: int | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        y: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+    ) -> Tensor:
         steps = self.sample_steps if num_steps is None else num_steps
         return self.langevin(self._init(n, generator), steps, generator)
 

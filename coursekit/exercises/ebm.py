@@ -51,8 +51,7 @@ def reference_langevin_step(x: Tensor, energy, step_size: float, noise: Tensor) 
 
 def check_langevin_step(step_fn, *, seed: int = 0) -> check.Result:
     """``step_fn(x, energy, step_size, noise) -> x_next`` (B, D), noise ~ N(0, I) given."""
-    cases = check.sizes(seed, B=(6, 3, range(2, 12)), D=(2, 5, range(2, 8)),
-                        k=(0, 1, range(0, 4)))
+    cases = check.sizes(seed, B=(6, 3, range(2, 12)), D=(2, 5, range(2, 8)), k=(0, 1, range(0, 4)))
     steps = (0.01, 0.09, 0.25, 0.04)
     with check.exercise("Langevin step", success="drift down the energy, noise sqrt(2 eps)") as ex:
         for case in ex.cases(cases):
@@ -64,34 +63,49 @@ def check_langevin_step(step_fn, *, seed: int = 0) -> check.Result:
             grad = _grad_energy(energy, x)
             drift = x - eps * grad
             expected = drift + math.sqrt(2 * eps) * z
-            out = ex.tensor(ex.call(step_fn, x, energy, eps, z), shape=(case.B, case.D),
-                            what="your next state")
+            out = ex.tensor(
+                ex.call(step_fn, x, energy, eps, z), shape=(case.B, case.D), what="your next state"
+            )
             out = out.detach()
             r = out - drift
             c = float((r * z).sum() / (z * z).sum())
-            if (torch.allclose(r, c * z, atol=1e-4) and abs(c - math.sqrt(2 * eps)) > 1e-3
-                    and abs(c) > 1e-3):  # c = 0 is the forgotten noise, named below
+            if (
+                torch.allclose(r, c * z, atol=1e-4)
+                and abs(c - math.sqrt(2 * eps)) > 1e-3
+                and abs(c) > 1e-3
+            ):  # c = 0 is the forgotten noise, named below
                 if abs(c - math.sqrt(eps)) < 1e-3:
                     raise CheckFailed(
                         "your noise is sqrt(step_size) * noise: for step eps the Langevin noise "
-                        "is sqrt(2 eps) (with sqrt(eps) the chain samples exp(-2E), too cold)")
+                        "is sqrt(2 eps) (with sqrt(eps) the chain samples exp(-2E), too cold)"
+                    )
                 raise CheckFailed(
                     f"your noise scale is {c:.4g} with step_size = {eps}: tie it to the step, "
                     f"sqrt(2 * step_size) = {math.sqrt(2 * eps):.4g}; a noise not tied to the step "
-                    "samples a different temperature")
-            ex.close(out, expected, what="your next state", hints={
-                "moved up the energy: the drift is -step_size * grad E(x) (the score is -grad E)":
-                    x + eps * grad + math.sqrt(2 * eps) * z,
-                "forgot the noise: without it the step is gradient descent, which finds a mode "
-                "instead of sampling": drift,
-                "scaled the gradient by step_size / 2 with noise sqrt(step_size) (Song & Ermon's "
-                "convention): here the step is eps, the drift eps grad, the noise sqrt(2 eps)":
-                    x - 0.5 * eps * grad + math.sqrt(eps) * z,
-                "scaled the drift by sqrt(2 step_size) instead of step_size":
-                    x - math.sqrt(2 * eps) * grad + math.sqrt(2 * eps) * z,
-                "used the energy's value instead of its gradient in the drift":
-                    x - eps * energy(x).detach()[:, None] + math.sqrt(2 * eps) * z,
-            })
+                    "samples a different temperature"
+                )
+            ex.close(
+                out,
+                expected,
+                what="your next state",
+                hints={
+                    "moved up the energy: the drift is -step_size * grad E(x) (the score is -grad E)": x
+                    + eps * grad
+                    + math.sqrt(2 * eps) * z,
+                    "forgot the noise: without it the step is gradient descent, which finds a mode "
+                    "instead of sampling": drift,
+                    "scaled the gradient by step_size / 2 with noise sqrt(step_size) (Song & Ermon's "
+                    "convention): here the step is eps, the drift eps grad, the noise sqrt(2 eps)": x
+                    - 0.5 * eps * grad
+                    + math.sqrt(eps) * z,
+                    "scaled the drift by sqrt(2 step_size) instead of step_size": x
+                    - math.sqrt(2 * eps) * grad
+                    + math.sqrt(2 * eps) * z,
+                    "used the energy's value instead of its gradient in the drift": x
+                    - eps * energy(x).detach()[:, None]
+                    + math.sqrt(2 * eps) * z,
+                },
+            )
     return ex.result
 
 
@@ -106,10 +120,10 @@ def reference_cd_loss(energy, x_data: Tensor, x_model: Tensor, alpha: float) -> 
 
 def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
     """``cd_fn(energy, x_data, x_model, alpha) -> scalar``, gradients to the energy only."""
-    cases = check.sizes(seed, B=(8, 3, range(2, 12)), M=(6, 5, range(2, 12)),
-                        D=(2, 4, range(2, 7)))
-    with check.exercise("contrastive-divergence loss",
-                        success="data pushed down, samples up, samples detached") as ex:
+    cases = check.sizes(seed, B=(8, 3, range(2, 12)), M=(6, 5, range(2, 12)), D=(2, 4, range(2, 7)))
+    with check.exercise(
+        "contrastive-divergence loss", success="data pushed down, samples up, samples detached"
+    ) as ex:
         for case in ex.cases(cases):
             g = case.generator(0)
             xd = torch.randn(case.B, case.D, generator=g)
@@ -123,18 +137,24 @@ def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
             expected = cd + alpha * reg
             out = ex.call(cd_fn, energy, xd, xm, alpha, grad=(0, 2))
             out = ex.tensor(out, shape=(), what="your loss")
-            ex.close(out, expected, what="your loss", hints={
-                "flipped the sign: minimise E(data) - E(samples), so data energies go down":
-                    -cd + alpha * reg,
-                "flipped the sign of the CD term and forgot the regulariser": -cd,
-                "forgot the regulariser alpha (E(data)^2 + E(samples)^2)": cd,
-                "regularised only the data energies: alpha (E(data)^2 + E(samples)^2)":
-                    cd + alpha * (e_d**2).mean(),
-                "squared the means instead of averaging the squares in the regulariser":
-                    cd + alpha * (e_d.mean() ** 2 + e_m.mean() ** 2),
-                "summed over the batch instead of averaging":
-                    e_d.sum() - e_m.sum() + alpha * ((e_d**2).sum() + (e_m**2).sum()),
-            })
+            ex.close(
+                out,
+                expected,
+                what="your loss",
+                hints={
+                    "flipped the sign: minimise E(data) - E(samples), so data energies go down": -cd
+                    + alpha * reg,
+                    "flipped the sign of the CD term and forgot the regulariser": -cd,
+                    "forgot the regulariser alpha (E(data)^2 + E(samples)^2)": cd,
+                    "regularised only the data energies: alpha (E(data)^2 + E(samples)^2)": cd
+                    + alpha * (e_d**2).mean(),
+                    "squared the means instead of averaging the squares in the regulariser": cd
+                    + alpha * (e_d.mean() ** 2 + e_m.mean() ** 2),
+                    "summed over the batch instead of averaging": e_d.sum()
+                    - e_m.sum()
+                    + alpha * ((e_d**2).sum() + (e_m**2).sum()),
+                },
+            )
             x_model_in = ex._last_call[3][-1][1]  # the copy of x_model handed to cd_fn
             gx = None
             if out.requires_grad:  # a detached loss is named by ex.grad below
@@ -143,6 +163,7 @@ def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
                 raise CheckFailed(
                     "the loss has a gradient with respect to the model samples x_model: detach "
                     "them (energy(x_model.detach())) so the gradient reaches the energy's "
-                    "parameters only, not the chain that produced the samples")
+                    "parameters only, not the chain that produced the samples"
+                )
             ex.grad(out, reference_cd_loss, what="your loss")
     return ex.result

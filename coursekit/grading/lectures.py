@@ -60,11 +60,11 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
         autoregressive,
         diffusion,
         divergences,
+        ebm,  # lecture 09
         flow_matching,
         flows,
         vae,
     )
-    from coursekit.exercises import ebm  # lecture 09
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
