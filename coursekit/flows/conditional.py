@@ -110,16 +110,24 @@ class ConditionalCompose(ConditionalFlow):
 
 
 def conditional_coupling_stack(
-    dim: int, context_dim: int, num_layers: int, hidden: int = 64, *, actnorm: bool = False
+    dim: int,
+    context_dim: int,
+    num_layers: int,
+    hidden: int = 64,
+    *,
+    actnorm: bool = False,
+    image_shape: tuple[int, ...] | None = None,
 ) -> list[Flow]:
-    """``num_layers`` conditional couplings on (B, dim) with alternating masks."""
+    """``num_layers`` conditional couplings on (B, dim) with alternating masks: alternating
+    dimensions, or with ``image_shape`` (C, H, W) the image's checkerboard, flattened."""
     from coursekit.flows import coupling, glow
 
     layers: list[Flow] = []
     for i in range(num_layers):
         if actnorm:
             layers.append(glow.ActNorm(dim))
-        mask = coupling.checkerboard_mask((dim,), parity=i % 2)
+        shape = (dim,) if image_shape is None else tuple(image_shape)
+        mask = coupling.checkerboard_mask(shape, parity=i % 2).flatten()
         layers.append(ConditionalAffineCoupling(mask, coupling_net(dim, context_dim, hidden)))
     return layers
 
