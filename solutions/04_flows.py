@@ -1022,11 +1022,29 @@ train.fit(latent_flow, (z_train, digits_train.labels.to(DEV)), steps=LATENT_STEP
 latent_flow.eval()
 
 
+# %% [markdown]
+# **Exercise 8.1.** Write eq. (10): encode `z` with the flow under the source classes, decode
+# the code under the target classes. `flow(x, context)` and `flow.inverse(z, context)` both
+# return `(output, logdet)`; `condition(y)` turns labels into the context.
+
+
+# %%
+def edit_latent(z, y_source, y_target, flow, condition):
+    """z' = f^-1(f(z; y_source); y_target), (B, D)."""
+    ### BEGIN SOLUTION
+    w, _ = flow(z, condition(y_source))
+    return flow.inverse(w, condition(y_target))[0]
+    ### END SOLUTION
+
+
+checks.check_latent_edit(edit_latent)
+
+
+# %%
 @torch.no_grad()
 def edit_class(z, y_source, y_target):
-    """Eq. (10): keep the flow's code w, swap the class."""
-    w, _ = latent_flow.flow(z, latent_flow.condition(y_source))
-    return latent_flow.flow.inverse(w, latent_flow.condition(y_target))[0]
+    """Eq. (10) by the reference, `ConditionalFlowModel.change_condition`."""
+    return latent_flow.change_condition(z, y_source, y_target)
 
 
 y_src = y_test.to(DEV)

@@ -214,6 +214,12 @@ class ConditionalFlowModel(models.GenerativeModel):
         joint = self.class_log_joint(x)
         return joint - torch.logsumexp(joint, 1, keepdim=True)
 
+    def change_condition(self, x: Tensor, y_source: Tensor, y_target: Tensor) -> Tensor:
+        """x' = f^-1(f(x; y_source); y_target): keep the code z, swap the condition (the
+        attribute edit of StyleFlow, Abdal et al. 2021, eq. 5)."""
+        z, _ = self.flow(x, self.context(y_source, len(x)))
+        return self.flow.inverse(z, self.context(y_target, len(x)))[0]
+
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         if y is None:
             self.context(None, len(x))  # the message saying that y is needed
