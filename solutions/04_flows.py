@@ -528,7 +528,7 @@ for C in utils.pick(smoke=(8, 32), cpu=(16, 64, 256, 512), gpu=(16, 64, 256, 512
 lu_speedup = lu_rows[-1][1] / lu_rows[-1][2]
 
 # %% [markdown]
-# You should see the same log-det both ways, and the LU sum about 600× cheaper than slogdet
+# You should see the same log-det both ways, and the LU sum about 800× cheaper than slogdet
 # at $C = 512$ in the cpu profile (the matrix product $P L U$ that builds $W$ is still
 # $O(C^3)$, but a cheap one, and the inverse of $W$ is only needed for sampling).
 #
@@ -755,8 +755,8 @@ print(f"MAF: sampling {maf_ratio:.0f}x slower than density; IAF: density {iaf_ra
       "slower than sampling")  # fmt: skip
 
 # %% [markdown]
-# You should see each slow direction roughly $D = 64$ times the fast one (50× for the MAF and
-# 57× for the IAF in the cpu profile). Which to pick
+# You should see each slow direction roughly $D = 64$ times the fast one (53× for the MAF and
+# 63× for the IAF in the cpu profile; timings on a shared machine move between runs). Which to pick
 # depends on the job: MAF to fit data by maximum likelihood, IAF to draw many samples (or as
 # a variational posterior, whose samples need their own density only, which the IAF has for
 # free).
@@ -887,11 +887,11 @@ for ax, (T, s) in zip(axes, class_samples.items()):
 plt.show()
 
 # %% [markdown]
-# In the cpu profile you should see the label lower the test bound from 2.151 (marginal) to
-# 2.106 bits/dim, a gain of 0.045 of the possible 0.052; Bayes' rule on the flow's densities
-# classifies 0.949 of the test digits correctly, without ever being trained to classify; and
-# the samples are of the asked class 0.93 of the time at $T = 1$ (0.99 at $T = 0.7$, against
-# 0.99 for real test images).
+# In the cpu profile you should see the label lower the test bound from 2.149 (marginal) to
+# 2.104 bits/dim, a gain of 0.045 of the possible 0.052; Bayes' rule on the flow's densities
+# classifies 0.956 of the test digits correctly, without ever being trained to classify; and
+# the samples are of the asked class 0.952 of the time at $T = 1$ (0.996 at $T = 0.7$,
+# against 0.99 for real test images).
 #
 # ### Super-resolution: SRFlow on the digits
 #
@@ -970,10 +970,10 @@ sr_consistency, sr_diversity = sr_rows[1.0]
 # %% [markdown]
 # You should see every row of completions agree with its blurred input but differ from each
 # other in the details (stroke ends, gaps, thickness): in the cpu profile consistency 0.096
-# at $T = 1$ (0.38 of a random digit's 0.252) with diversity 0.19, and at $T = 0.8$ more
-# consistent but less diverse (0.087, 0.16), the trade-off SRFlow tunes with its
-# temperature. The 16 numbers of the input are worth a lot of likelihood: 1.938 bits/dim
-# given them, against 2.151 for the class-conditional flow's marginal. Nothing forces the
+# at $T = 1$ (0.38 × a random digit's) with diversity 0.19, and at $T = 0.8$ more
+# consistent but less diverse (0.088 and 0.16), the trade-off SRFlow tunes with its
+# temperature. The 16 numbers of the input are worth a lot of likelihood: 1.952 bits/dim
+# given them, against 2.149 for the class-conditional flow's marginal. Nothing forces the
 # consistency to be exact; SRFlow adds no such constraint either, and it measures it as we do.
 
 # %% [markdown]
@@ -1079,15 +1079,15 @@ for name, (acc, corr) in edit_rows.items():
 edit_accuracy, edit_ink_corr = edit_rows["flow, eq. (10)"]
 
 # %% [markdown]
-# In the cpu profile you should see the flow's edits classified as the target class 0.86 of
-# the time (reconstructions: 0.96 for their own class), with an ink correlation of 0.40 with
-# the source, where a fresh sample of the target class has about 0: the edit keeps part of
-# the style. On this small 8-dimensional code, plain vector arithmetic is about as good
-# (0.83 and 0.44): the classes of these codes differ mostly by a shift, which is all that
-# vector arithmetic can do. StyleFlow's advantage shows in latents where an attribute
-# bends or stretches the distribution (and with several attributes at once, each edited by
-# its own conditional flow), not here; a fresh sample from $p(z \mid y)$, on the other hand,
-# is a good digit 0.97 of the time: the flow made the autoencoder generative.
+# In the cpu profile you should see the flow's edits classified as the target class 0.91 of
+# the time (reconstructions: 0.96 for their own class), with an ink correlation of 0.62 with
+# the source, where a fresh sample of the target class has about 0 (−0.04): the edit keeps
+# much of the style. Plain vector arithmetic keeps as much ink (0.63) but lands in the
+# target class less often (0.83): a shift by the difference of class means is one edit for
+# every digit, while the flow's edit depends on where $z$ is. The margin is modest on this
+# small 8-dimensional code; StyleFlow's advantage grows in latents where an attribute bends
+# or stretches the distribution (and with several attributes at once). A fresh sample from
+# $p(z \mid y)$ is of its class 0.94 of the time: the flow made the autoencoder generative.
 #
 # The widget edits one test digit: pick it and the target class.
 
@@ -1192,10 +1192,10 @@ plt.show()
 
 # %% [markdown]
 # You should see digits that trace their edge maps, in several styles per map: in the cpu
-# profile their own edge maps are 0.108 RMS from the input (a random digit's: 0.223), the
-# source's class is kept 0.90 of the time, and the edge map is worth a lot of likelihood:
-# 1.928 bits/dim for a digit given its edge map against 2.151 given nothing (the edge map
-# alone costs 2.551). Any pair of modalities works the same way; with the roles swapped the
+# profile their own edge maps are 0.115 RMS from the input (0.52 × a random digit's), the
+# source's class is kept 0.87 of the time, and the edge map is worth a lot of likelihood:
+# 1.917 bits/dim for a digit given its edge map against 2.149 given nothing (the edge map
+# alone costs 2.561). Any pair of modalities works the same way; with the roles swapped the
 # same two flows would turn digits into edge maps.
 
 # %% [markdown]

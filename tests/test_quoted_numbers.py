@@ -169,6 +169,65 @@ QUOTES = [
         ]
     ],
     Quote("README", "07_vq_tokenizers", "seconds", "| 222 s |", rel=0.1, field="seconds"),
+    # lecture 04 (topics 7-9: conditional, latent and paired flows; and the timings quoted)
+    *[
+        Quote("04_flows", "04_flows", record, text)
+        for record, text in [
+            ("class_flow_marginal_test_bpd", "test bound from 2.149 (marginal)"),
+            ("class_flow_test_bpd_given_label", "2.104 bits/dim, a gain of"),
+            ("class_flow_label_gain_bpd", "a gain of 0.045 of the possible"),
+            ("class_flow_bayes_accuracy", "classifies 0.956 of the test digits"),
+            ("class_flow_sample_accuracy_t1", "the asked class 0.952 of the time"),
+            ("class_flow_sample_accuracy_t07", "(0.996 at $T = 0.7$"),
+            ("sr_consistency_rms_t1", "cpu profile consistency 0.096"),
+            ("sr_consistency_over_random_digit", "(0.38 × a random digit's)"),
+            ("sr_diversity_rms_t1", "with diversity 0.19, and"),
+            ("sr_consistency_rms_t08", "(0.088 and 0.16)"),
+            ("sr_diversity_rms_t08", "0.16), the trade-off"),
+            ("sr_test_bpd_given_lowres", "likelihood: 1.952 bits/dim"),
+            ("class_flow_marginal_test_bpd", "against 2.149 for the class-conditional"),
+            ("latent_edit_target_accuracy", "as the target class 0.91 of"),
+            ("ae_reconstruction_accuracy", "(reconstructions: 0.96 for"),
+            ("latent_edit_ink_correlation", "ink correlation of 0.62 with"),
+            ("latent_fresh_sample_ink_correlation", "(−0.04): the edit keeps"),
+            ("latent_vector_arithmetic_ink_correlation", "keeps as much ink (0.63)"),
+            ("latent_vector_arithmetic_accuracy", "less often (0.83): a shift"),
+            ("latent_fresh_sample_accuracy", "of its class 0.94 of the time"),
+            ("cflow_edge_consistency_rms", "edge maps are 0.115 RMS from"),
+            ("cflow_edge_consistency_over_random_digit", "(0.52 × a random digit's)"),
+            ("cflow_class_kept_accuracy", "class is kept 0.87 of the time"),
+            ("cflow_digit_given_edge_test_bpd", "1.917 bits/dim for a digit"),
+            ("class_flow_marginal_test_bpd", "against 2.149 given nothing"),
+            ("cflow_edge_test_bpd", "alone costs 2.561)"),
+        ]
+    ],
+    # timing ratios (a shared machine): within 10%
+    Quote("04_flows", "04_flows", "maf_sampling_over_density_time", "(53× for the MAF", rel=0.1),
+    Quote("04_flows", "04_flows", "iaf_density_over_sampling_time", "63× for the IAF in", rel=0.1),
+    Quote("04_flows", "04_flows", "lu_logdet_speedup_largest_C", "the LU sum about 800×", rel=0.1),
+    Quote("README", "04_flows", "seconds", "| 236 s |", rel=0.1, field="seconds"),
+    Quote("README", "04_flows", "lu_logdet_speedup_largest_C", "LU log-det 798× faster", rel=0.1),
+    Quote(
+        "README", "04_flows", "maf_sampling_over_density_time", "MAF samples 53× slower", rel=0.1
+    ),
+    Quote("README", "04_flows", "iaf_density_over_sampling_time", "the reverse (63×)", rel=0.1),
+    *[
+        Quote("README", "04_flows", record, text)
+        for record, text in [
+            ("digits_best_flow_test_bpd", "multi-scale Glow 1.988 bits/dim"),
+            ("class_flow_test_bpd_given_label", "2.104 bits/dim given the label"),
+            ("class_flow_marginal_test_bpd", "(marginal 2.149)"),
+            ("class_flow_bayes_accuracy", "Bayes accuracy 0.956"),
+            ("class_flow_sample_accuracy_t1", "the asked class 0.952"),
+            ("sr_consistency_over_random_digit", "input at 0.38×"),
+            ("sr_diversity_rms_t1", "with diversity 0.19 (> 0.05)"),
+            ("latent_edit_target_accuracy", "the target class 0.91 (≥ 0.7"),
+            ("latent_vector_arithmetic_accuracy", "vector arithmetic 0.83)"),
+            ("latent_edit_ink_correlation", "ink correlation 0.62"),
+            ("cflow_class_kept_accuracy", "keep the class 0.87"),
+            ("cflow_edge_consistency_over_random_digit", "edge error 0.52×"),
+        ]
+    ],
     # lecture 08
     Quote(F, F, "exact_flow_median_distance_to_data", "about 0.03 at $t = 0.99$"),
     Quote(
