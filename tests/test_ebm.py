@@ -144,6 +144,46 @@ def test_grid_model_log_prob_integrates_to_one():
     assert float(total) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_grid_log_z_is_cached_until_the_weights_change(monkeypatch):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    model = ebm.GridEnergyModel(net, box=(-3, 3), grid_size=40)
+    calls = []
+    real = ebm.grid.grid_log_z
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ebm.grid, "grid_log_z", counting)
+    x = torch.randn(5, 2)
+    first = model.log_prob(x)
+    assert torch.equal(model.log_prob(x), first) and len(calls) == 1  # reused
+    model.loss(torch.randn(8, 2))["loss"].backward()  # a backward pass alone changes nothing
+    model.log_z()
+    assert len(calls) == 1
+    torch.optim.SGD(model.parameters(), lr=0.5).step()  # a training step invalidates it
+    lz = model.log_z()
+    assert len(calls) == 2 and lz == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    model.load_state_dict(
+        ebm.GridEnergyModel(
+            torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)),
+            box=(-3, 3),
+            grid_size=40,
+        ).state_dict()
+    )  # new weights through load_state_dict
+    assert model.log_z() == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    assert len(calls) == 3
+    model.double()  # a dtype change
+    model.log_z()
+    assert len(calls) == 4
+    with torch.no_grad():
+        net[2].bias.data += 1.0  # .data bypasses the version counter: cleared by hand
+    model.clear_log_z()
+    assert model.log_z() == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    assert len(calls) == 5
+
+
 def test_cd_loss_detaches_the_samples_and_has_the_likelihood_sign():
     net = torch.nn.Linear(2, 1)
     xd, xm = torch.randn(8, 2), torch.randn(8, 2, requires_grad=True)

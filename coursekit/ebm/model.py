@@ -104,16 +104,33 @@ class EnergyModel(models.GenerativeModel):
 class GridEnergyModel(EnergyModel):
     """A 2-D EnergyModel whose ``log_prob`` is exact up to quadrature: -E(x) - log Z(grid).
 
-    Z is the midpoint rule over ``box``^2 with ``grid_size``^2 cells (recomputed at each call,
-    so it follows training); mass outside the box counts as zero.
+    Z is the midpoint rule over ``box``^2 with ``grid_size``^2 cells; mass outside the box
+    counts as zero. ``log_z()`` is cached against the energy's weights: the cache key holds
+    every parameter's and buffer's storage, dtype, device and autograd version counter, which
+    an optimiser step, ``load_state_dict`` or ``.to(...)`` changes, so it follows training and
+    costs one grid pass per weight change, not per call. An edit through ``p.data`` bypasses
+    the version counter: call ``clear_log_z()`` after one.
     """
 
     def __init__(self, net: nn.Module, *, box=(-4.0, 4.0), grid_size: int = 200, **kwargs):
         super().__init__(net, (2,), box=box, **kwargs)
         self.grid_size = grid_size
+        self._log_z_cache: tuple[tuple, float] | None = None
+
+    def _weights_key(self) -> tuple:
+        tensors = [*self.net.parameters(), *self.net.buffers()]
+        state = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        return (tuple(self.box), self.grid_size, state)
+
+    def clear_log_z(self) -> None:
+        """Forget the cached log Z (after editing weights through ``.data``)."""
+        self._log_z_cache = None
 
     def log_z(self) -> float:
-        return grid.grid_log_z(self.energy, *self.box, self.grid_size)
+        key = self._weights_key()
+        if self._log_z_cache is None or self._log_z_cache[0] != key:
+            self._log_z_cache = (key, grid.grid_log_z(self.energy, *self.box, self.grid_size))
+        return self._log_z_cache[1]
 
     @torch.no_grad()
     def log_prob(self, x: Tensor) -> Tensor:

@@ -155,7 +155,7 @@ def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
                     + alpha * ((e_d**2).sum() + (e_m**2).sum()),
                 },
             )
-            x_model_in = ex._last_call[3][-1][1]  # the copy of x_model handed to cd_fn
+            x_model_in = ex.inputs()[0][2]  # the copy of x_model handed to cd_fn
             gx = None
             if out.requires_grad:  # a detached loss is named by ex.grad below
                 (gx,) = torch.autograd.grad(out, x_model_in, retain_graph=True, allow_unused=True)
