@@ -206,6 +206,7 @@ def kde_log_prob(train_x, query, bandwidth):
 
 
 TOY_N = utils.pick(smoke=256, cpu=4000, gpu=20000)
+TOY_ALPHA = 0.01  # the regulariser of the CD toys (the stability section keeps 0.1)
 TOY_STEPS = utils.pick(smoke=20, cpu=800, gpu=5000)
 TOY_CHAIN = utils.pick(smoke=5, cpu=15, gpu=40)
 GRID = utils.pick(smoke=60, cpu=200, gpu=300)
@@ -235,7 +236,7 @@ for name in ("moons", "8gaussians", "rings"):
     x_val, x_test = data.toy_2d(name, 2000, seed=1), data.toy_2d(name, 2000, seed=2)
     bws = torch.logspace(-2, 0, 15)
     bw = float(bws[int(np.argmin([float(-kde_log_prob(x_toy, x_val, b).mean()) for b in bws]))])
-    model = toy_ebm()
+    model = toy_ebm(alpha=TOY_ALPHA)
     toy_hist[name] = train.fit(
         model,
         x_toy,
@@ -248,23 +249,27 @@ for name in ("moons", "8gaussians", "rings"):
         device=DEV,
     )
     model.eval()
-    score = metrics.two_sample_score(
-        model.sample(2000, generator=gen).cpu(), functools.partial(data.toy_2d, name)
-    )
+    reference = functools.partial(data.toy_2d, name)
+    score = metrics.two_sample_score(model.sample(2000, generator=gen).cpu(), reference)
+    chains = model.sample(2000, generator=gen, from_buffer=True, num_steps=0).cpu()
+    score_buffer = metrics.two_sample_score(chains, reference)
     toy_rows[name] = {
         "KDE": float(-kde_log_prob(x_toy, x_test, bw).mean()),
         "EBM": float(-model.log_prob(x_test.to(DEV)).mean()),
         "energy": score.value,
         "p95": score.real_p95,
+        "energy_buffer": score_buffer.value,
+        "p95_buffer": score_buffer.real_p95,
     }
     toy_models[name] = model
 print(f"test NLL (nats), {time.perf_counter() - t0:.0f} s for three sets")
 for name, row in toy_rows.items():
     print(
-        f"{name:11s} KDE {row['KDE']:.3f}  EBM (grid) {row['EBM']:.3f}  | energy distance "
-        f"{row['energy']:.4f} (real-vs-real 95th pct {row['p95']:.4f})"
+        f"{name:11s} KDE {row['KDE']:.3f}  EBM (grid) {row['EBM']:.3f}  | energy distance / "
+        f"real-vs-real 95th pct: fresh chains {row['energy'] / row['p95']:.2f}, "
+        f"buffer chains {row['energy_buffer'] / row['p95_buffer']:.2f}"
     )
-fig, axes = plt.subplots(2, 3, figsize=(11, 7))
+fig, axes = plt.subplots(3, 3, figsize=(11, 10.5))
 for j, (name, model) in enumerate(toy_models.items()):
     lz = model.log_z()
     plot.density_2d(
@@ -277,7 +282,13 @@ for j, (name, model) in enumerate(toy_models.items()):
         model.sample(2000, generator=gen).cpu(),
         ax=axes[1, j],
         s=1,
-        title=f"{name}: Langevin samples",
+        title=f"{name}: fresh chains from noise",
+    )
+    plot.scatter_2d(
+        model.sample(2000, generator=gen, from_buffer=True, num_steps=0).cpu(),
+        ax=axes[2, j],
+        s=1,
+        title=f"{name}: the buffer's chains",
     )
 plt.show()
 
@@ -544,7 +555,7 @@ for _step in range(IMG_STEPS):
     loss.backward()
     opt.step()
 
-jem = ebm.JointEnergyModel(small_classifier(), (1, 8, 8), ce_weight=1.0, **IMG_OPTIONS).to(DEV)
+jem = ebm.JointEnergyModel(small_classifier(), (1, 8, 8), ce_weight=10.0, **IMG_OPTIONS).to(DEV)
 jem.generator = gen
 t0 = time.perf_counter()
 jem_hist = train.fit(jem, images_train, steps=IMG_STEPS, lr=1e-3, batch_size=64, clip_grad=1.0,
@@ -636,10 +647,25 @@ for name, row in toy_rows.items():
         row["energy"] / row["p95"],
         target="<= 1" if cpu else None,
     )
+    report.record(
+        f"toy_{name}_buffer_energy_over_real_p95",
+        row["energy_buffer"] / row["p95_buffer"],
+        target="<= 1" if cpu else None,
+    )
+report.record("digits_ebm_fcd_over_floor", digits_buffer.fcd_ratio, target="<= 4" if cpu else None)
+report.record("digits_ebm_precision", digits_buffer.precision)
+report.record("digits_ebm_recall", digits_buffer.recall)
+report.record("digits_ebm_memorisation", digits_buffer.memorisation)
+report.record("digits_ebm_noise_start_fcd_over_floor", digits_noise.fcd_ratio)
 for label, v in sm_rows.items():
     report.record(f"moons_{label.split()[0]}_score_matching_nll", v)
 for sd, row in nce_rows.items():
     report.record(f"nce_noise_sd{sd:g}_log_z_error", abs(row["nce_log_z"] - row["grid_log_z"]))
+report.record("eval_classifier_langevin_confidence", clf_confidence)
+report.record("eval_classifier_langevin_fcd_over_floor", clf_fcd.value / clf_fcd.floor)
+report.record("jem_test_accuracy", acc_jem)
+report.record("ce_only_test_accuracy", acc_ce)
+report.record("jem_fcd_over_floor", jem_row.fcd_ratio)
 for label, v in gap.items():
     report.record(f"stability_gap_{label}", v)
 report.record("lecture_seconds", time.perf_counter() - LECTURE_START)
