@@ -521,10 +521,7 @@ checks.check_classifier_energy(classifier_energy)
 
 # %%
 eval_classifier = metrics.classifier("digits", DEV)
-
-
-def eval_classifier_energy(x):
-    return classifier_energy(eval_classifier(x))
+eval_classifier_energy = ebm.ClassifierEnergy(eval_classifier)  # the library's eq. (4)
 
 
 x_start = torch.rand((N_EVAL, 1, 8, 8), generator=gen).to(DEV)
