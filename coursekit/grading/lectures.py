@@ -120,6 +120,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
         "09": {
             "langevin_step": ebm.check_langevin_step,
             "cd_loss": ebm.check_cd_loss,
+            "classifier_energy": ebm.check_classifier_energy,
         },
     }
 
