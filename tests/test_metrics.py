@@ -92,6 +92,30 @@ def test_two_sample_score_floor_with_sampler_and_tensor():
     assert score.value > 5 * max(score.real_p95, abs(score.real_floor))
 
 
+def test_two_sample_score_averaged_over_sample_sets():
+    """A list of K sets: the value is the mean of K single-set values (each against its own
+    fresh real set), value_se their standard error, the floor that of single real pairs."""
+    sampler = lambda n, seed: data.toy_2d("moons", n, seed=seed)
+    one = data.toy_2d("moons", 300, seed=100)
+    alone, listed = metrics.two_sample_score(one, sampler), metrics.two_sample_score([one], sampler)
+    assert (alone.value, alone.real_p95, alone.sets) == (listed.value, listed.real_p95, 1)
+    assert listed.value_se is None
+    sets = [1.1 * data.toy_2d("moons", 300, seed=200 + i) for i in range(6)]  # slightly too wide
+    score = metrics.two_sample_score(sets, sampler, repeats=8, seed=3)
+    ref_seeds = [10_000 * 4] + [10_000 * 4 + 2 * 8 + j for j in range(1, 6)]
+    singles = [metrics.energy_distance(s, sampler(300, seed=r)) for s, r in zip(sets, ref_seeds)]
+    assert score.value == pytest.approx(np.mean(singles))
+    assert score.value_se == pytest.approx(np.std(singles, ddof=1) / np.sqrt(6))
+    floor = metrics.two_sample_score(sets[0], sampler, repeats=8, seed=3)
+    assert (score.real_floor, score.real_p95) == (floor.real_floor, floor.real_p95)
+    assert score.sets == 6 and "mean of 6 sets" in str(score)
+    with pytest.raises(ValueError, match="same size"):
+        metrics.two_sample_score([one, one[:10]], sampler)
+    tensor_real = data.toy_2d("moons", 1000, seed=7)
+    tensor_score = metrics.two_sample_score(sets[:3], tensor_real, repeats=4)
+    assert tensor_score.sets == 3 and tensor_score.n == 300
+
+
 # --------------------------------------------------------------------------------- Frechet
 
 

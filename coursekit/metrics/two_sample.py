@@ -95,16 +95,19 @@ class TwoSampleScore:
     real_p95: float
     metric: str = "energy"
     n: int = 0
+    sets: int = 1  # sample sets averaged into value
+    value_se: float | None = None  # standard error of value over the sets (sets > 1)
 
     def __str__(self) -> str:
+        of = f" ± {self.value_se:.2g}, mean of {self.sets} sets" if self.sets > 1 else ""
         return (
-            f"{self.metric} {self.value:.4g} (real-vs-real floor {self.real_floor:.4g}, "
+            f"{self.metric} {self.value:.4g}{of} (real-vs-real floor {self.real_floor:.4g}, "
             f"95th pct {self.real_p95:.4g}, n={self.n})"
         )
 
 
 def two_sample_score(
-    samples: Tensor,
+    samples: Tensor | Sequence[Tensor],
     real: Tensor | Callable[..., Tensor],
     *,
     metric: str = "energy",
@@ -120,38 +123,57 @@ def two_sample_score(
     disjoint random subsets of ``n = min(len(samples), len(real) // 2)`` points and
     ``samples`` is cut to its first n, so value and floor are estimated at the same size.
     ``repeats`` real-vs-real pairs give the floor's mean and 95th percentile.
+
+    ``samples`` may also be a list of K sets of n points each (K sample seeds of one model).
+    The value is then the mean over the sets, each against its own fresh real set: an
+    estimate of the metric's *expected* value at size n, with its standard error in
+    ``value_se``, while the floor stays that of single pairs of n real points. One set's value
+    swings by about the floor's own spread (a single set can land anywhere from below zero to
+    several times the 95th percentile); the mean of K sets swings sqrt(K) times less, so
+    "value / real_p95 <= 1" then says that the model's expected distance is within what two
+    real sets of this size show, not that one draw was lucky. Pass ``repeats`` of 20 or more
+    for a steadier percentile.
     """
     if metric not in _TWO_SAMPLE_METRICS:
         raise ValueError(f"metric must be one of {sorted(_TWO_SAMPLE_METRICS)}, got {metric!r}.")
     dist = _TWO_SAMPLE_METRICS[metric]
-    samples = samples.detach()
-    n = len(samples)
+    sets = [samples] if isinstance(samples, Tensor) else list(samples)
+    if not sets:
+        raise ValueError("samples must be a tensor (n, D) or a non-empty list of them.")
+    sets = [s.detach() for s in sets]
+    n, k = len(sets[0]), len(sets)
+    if any(len(s) != n for s in sets):
+        raise ValueError(f"All sample sets must have the same size, got {[len(s) for s in sets]}.")
+    device = sets[0].device
     if callable(real):
         # seeds far from the small ones a training set is usually drawn with
-        draw = lambda i: real(n, seed=10_000 * (seed + 1) + i).to(samples.device)
-        reference = draw(0)
+        draw = lambda i: real(n, seed=10_000 * (seed + 1) + i).to(device)
+        # the floor's pairs do not depend on K: one set or many, the same floor
         pairs = [(draw(2 * i + 1), draw(2 * i + 2)) for i in range(repeats)]
+        references = [draw(0)] + [draw(2 * repeats + j) for j in range(1, k)]
     else:
-        real = real.detach().to(samples.device)
+        real = real.detach().to(device)
         g = torch.Generator().manual_seed(seed)
         n = min(n, len(real) // 2)
         if n < 2:
             raise ValueError(f"Need at least 4 real points to estimate a floor, got {len(real)}.")
-        samples = samples[:n]
-        pairs = []
-        for i in range(repeats + 1):
+        sets = [s[:n] for s in sets]
+        references, pairs = [], []
+        for i in range(repeats + k):  # reference 0, the floor's pairs, then more references
             perm = torch.randperm(len(real), generator=g).to(real.device)
             a, b = real[perm[:n]], real[perm[n : 2 * n]]
-            if i == 0:
-                reference = a
+            if i == 0 or i > repeats:
+                references.append(a)
             else:
                 pairs.append((a, b))
-    value = dist(samples, reference)
+    values = np.array([dist(s, r) for s, r in zip(sets, references)])
     floors = np.array([dist(a, b) for a, b in pairs])
     return TwoSampleScore(
-        value=value,
+        value=float(values.mean()),
         real_floor=float(floors.mean()),
         real_p95=float(np.percentile(floors, 95)),
         metric=metric,
         n=n,
+        sets=k,
+        value_se=float(values.std(ddof=1) / np.sqrt(k)) if k > 1 else None,
     )
