@@ -736,12 +736,13 @@ latent_fm = latent.LatentDiffusion(
 latent_fm.fit_scaling(images_train.float().to(DEV))
 train_images(latent_fm, images_train.float(), LATENT_FM_STEPS)
 latent_fm.eval()
-latent_rows = {
-    k: evaluation.evaluate(latent_fm, images_train, images_test, n=N_EVAL, fcd_real=FCD_REAL,
-                           name=f"latent FM, Euler {k}", sample_kwargs=dict(steps=k),
-                           generator=seeded(7), progress=False)  # fmt: skip
-    for k in LATENT_STEPS
-}
+latent_rows = {}
+for k in LATENT_STEPS:
+    latent_rows[k] = evaluation.evaluate(
+        latent_fm, images_train, images_test, n=N_EVAL, fcd_real=FCD_REAL,
+        name=f"latent FM, Euler {k}", sample_kwargs=dict(steps=k), generator=seeded(7),
+        progress=False,
+    )  # fmt: skip
 print(evaluation.table([*latent_rows.values(), *(cfm_rows["euler", k] for k in LATENT_STEPS)]))
 
 

@@ -9,7 +9,9 @@ is cheaper; the price is the autoencoder's reconstruction error, a floor on samp
 ``autoencoder`` needs ``encode(x) -> Tensor (B, d)`` (or a ``(mean, logvar)`` pair, as a VAE
 returns; the mean is used) and ``decode_to_x(z) -> Tensor`` in the data range:
 ``coursekit.vae.Autoencoder`` and ``coursekit.vae.VAE`` both fit. The inner ``Diffusion`` must
-have ``data_shape=(d,)`` and ``data_range=None``.
+have ``data_shape=(d,)`` and ``data_range=None``. Any inner model with the same interface
+(``loss(z, y)``, ``sample(n, y, generator=..., **kwargs)``, ``data_range``) works the same
+way: lecture 08 wraps a ``flow_matching.FlowMatching`` for latent flow matching.
 """
 
 from __future__ import annotations
