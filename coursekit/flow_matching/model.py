@@ -249,3 +249,18 @@ def _tiny_image_flow() -> models.ConformanceCase:
         model=model, x=torch.rand(4, 1, 4, 4), y=torch.tensor([0, 1, 2, 0]),
         data_range=(0.0, 1.0), estimated_log_prob=True, checks_input=True,
     )  # fmt: skip
+
+
+@models.register_conformance("latent-flow-matching")
+def _tiny_latent_flow() -> models.ConformanceCase:
+    """Latent flow matching (Dao et al. 2023): lecture 06's latent wrapper around a FlowMatching."""
+    from coursekit import likelihoods, vae
+    from coursekit.diffusion.latent import LatentDiffusion
+
+    encoder = nn.Sequential(nn.Flatten(), networks.MLP(16, 3, hidden=16, depth=1))
+    decoder = networks.MLP(3, 16, hidden=16, depth=1)
+    ae = vae.Autoencoder(encoder, decoder, likelihoods.Bernoulli(), latent_dim=3, x_shape=(1, 4, 4))
+    inner = FlowMatching(
+        networks.TimeConditionedMLP(in_dim=3, hidden=16, depth=1), data_shape=(3,), data_range=None
+    )
+    return models.ConformanceCase(model=LatentDiffusion(ae, inner), x=torch.rand(4, 1, 4, 4))
