@@ -214,6 +214,7 @@ checks.check_euler_sample(euler_sample)
 # %%
 TOYS = ("moons", "8gaussians")
 TOY_STEPS = utils.pick(smoke=30, cpu=5000, gpu=10000)
+TOY_STEPS_EASY = utils.pick(smoke=30, cpu=3000, gpu=10000)  # the moons, and the OT toy below
 N_TOY = utils.pick(smoke=200, cpu=2000, gpu=5000)
 N_SETS = utils.pick(smoke=2, cpu=8, gpu=8)  # sample sets averaged into a toy's score
 FLOOR_REPEATS = utils.pick(smoke=5, cpu=20, gpu=20)  # real-vs-real pairs for the percentile
@@ -225,9 +226,9 @@ def toy_flow(coupling="independent"):
     return fm.FlowMatching(net, data_shape=(2,), data_range=None, coupling=coupling)
 
 
-def train_toy(name, coupling="independent"):
+def train_toy(name, coupling="independent", steps=TOY_STEPS):
     model = toy_flow(coupling)
-    history = train.fit(model, data.toy_2d(name, 20_000, seed=0), steps=TOY_STEPS, lr=2e-3,
+    history = train.fit(model, data.toy_2d(name, 20_000, seed=0), steps=steps, lr=2e-3,
                         batch_size=256, ema=TOY_EMA, progress=False, device=DEV)  # fmt: skip
     history.ema.copy_to(model)
     return model.eval()
@@ -236,7 +237,7 @@ def train_toy(name, coupling="independent"):
 toy_models, toy_scores, toy_single = {}, {}, {}
 for name in TOYS:
     start = time.perf_counter()
-    model = train_toy(name)
+    model = train_toy(name, steps=TOY_STEPS if name == "8gaussians" else TOY_STEPS_EASY)
     sets = [model.sample(N_TOY, generator=seeded(20 + i), steps=100).cpu() for i in range(N_SETS)]
     seconds = time.perf_counter() - start
     real = functools.partial(data.toy_2d, name)
@@ -454,8 +455,8 @@ print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightne
 # again. We fine-tune the first model on them (`fm.PairedObjective`).
 
 # %%
-N_PAIRS = utils.pick(smoke=256, cpu=20000, gpu=50000)
-REFLOW_STEPS = utils.pick(smoke=30, cpu=4000, gpu=20000)
+N_PAIRS = utils.pick(smoke=256, cpu=12000, gpu=50000)
+REFLOW_STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
 start = time.perf_counter()
 pairs = fm.reflow_pairs(cfm_model, N_PAIRS, solver="rk4", steps=25, generator=seeded(8))
 pairs_seconds = time.perf_counter() - start
@@ -481,8 +482,8 @@ print(f"transport cost E|x1 - x0|^2: independent pairs {fm.transport_cost(pairs[
 # use a perceptual distance, we keep the squared error).
 
 # %%
-DISTILL_PAIRS = utils.pick(smoke=256, cpu=10000, gpu=50000)
-DISTILL_STEPS = utils.pick(smoke=30, cpu=2000, gpu=10000)
+DISTILL_PAIRS = utils.pick(smoke=256, cpu=5000, gpu=50000)
+DISTILL_STEPS = utils.pick(smoke=30, cpu=1000, gpu=10000)
 distill_pairs = fm.reflow_pairs(
     reflow_model, DISTILL_PAIRS, solver="rk4", steps=25, generator=seeded(9)
 )
@@ -533,7 +534,7 @@ digit_costs = cost_of_pairings(images_train.float() * 2 - 1)
 for what, (c_ind, c_ot) in (("8gaussians", toy_costs), ("digits", digit_costs)):
     print(f"{what}: transport cost independent {c_ind:.2f}, OT {c_ot:.2f} ({c_ot / c_ind:.2f}x)")
 
-ot_toy = train_toy("8gaussians", coupling="ot")
+ot_toy = train_toy("8gaussians", coupling="ot", steps=TOY_STEPS_EASY)  # fewer steps, see below
 with torch.no_grad():
     ot_toy_traj = ot_toy.transport(x0_toy, steps=100, record=True)
 ot_toy_straightness = float(fm.straightness(ot_toy_traj).mean())
@@ -600,7 +601,7 @@ print(f"straightness on digits: independent {cfm_straightness:.4f}, OT {ot_strai
 # The test set is lecture 04's (2000 fresh points, seed 2).
 
 # %%
-LIK_STEPS = utils.pick(smoke=4, cpu=20, gpu=20)  # RK4 steps of the augmented ODE
+LIK_STEPS = utils.pick(smoke=4, cpu=10, gpu=20)  # RK4 steps of the augmented ODE
 
 
 def eight_gaussians_log_prob(x):
@@ -624,14 +625,14 @@ for name in TOYS:
           f"{toy_nll[name][2]:.2f})")  # fmt: skip
 true_nll = float(-eight_gaussians_log_prob(data.toy_2d("8gaussians", 2000, seed=2)).mean())
 print(f"8gaussians: the true density's test NLL {true_nll:.3f} nats")
-grid = torch.linspace(-3.5, 3.5, 120)
+grid = torch.linspace(-3.5, 3.5, 80)
 grid_xy = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), -1).reshape(-1, 2)
 with torch.no_grad():
     density = toy_models["8gaussians"].log_prob(grid_xy.to(DEV), steps=LIK_STEPS).exp()
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharex=True, sharey=True)
 for ax, dens, title in ((axes[0], eight_gaussians_log_prob(grid_xy).exp(), "true density"),
                         (axes[1], density.cpu(), "flow matching, ODE estimate")):  # fmt: skip
-    ax.imshow(dens.view(120, 120), origin="lower", extent=(-3.5, 3.5, -3.5, 3.5), cmap="magma")
+    ax.imshow(dens.view(80, 80), origin="lower", extent=(-3.5, 3.5, -3.5, 3.5), cmap="magma")
     ax.set_title(title)
 plt.show()
 
@@ -713,7 +714,7 @@ print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bi
 
 # %%
 LATENT = utils.pick(smoke=4, cpu=8, gpu=32)
-AE_STEPS = utils.pick(smoke=30, cpu=3000, gpu=10000)
+AE_STEPS = utils.pick(smoke=30, cpu=1500, gpu=10000)
 LATENT_STEPS = utils.pick(smoke=[1, 10], cpu=[1, 10, 100], gpu=[1, 10, 100])
 LATENT_FM_STEPS = utils.pick(smoke=30, cpu=2000, gpu=20000)  # half the pixel model's, on cpu
 D_PIX = math.prod(SHAPE)
@@ -790,7 +791,8 @@ plt.show()
 # %%
 cond_model = fm.FlowMatching(image_net(num_classes=10), data_shape=SHAPE, num_classes=10,
                              p_uncond=0.2, prediction=PREDICTION).to(DEV)  # fmt: skip
-train_images(cond_model, images_train.float(), IMG_STEPS, labels=images_train.labels)
+COND_STEPS = utils.pick(smoke=30, cpu=2000, gpu=20000)  # half the unconditional budget on cpu
+train_images(cond_model, images_train.float(), COND_STEPS, labels=images_train.labels)
 cond_model.eval()
 SCALES = [0.0, 1.0, 2.0, 3.0, 5.0]
 y_eval = (torch.arange(N_EVAL) % 10).to(DEV)
