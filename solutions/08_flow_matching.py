@@ -214,7 +214,7 @@ checks.check_euler_sample(euler_sample)
 # %%
 TOYS = ("moons", "8gaussians")
 TOY_STEPS = utils.pick(smoke=30, cpu=5000, gpu=10000)
-TOY_STEPS_EASY = utils.pick(smoke=30, cpu=3000, gpu=10000)  # the moons, and the OT toy below
+TOY_STEPS_OT = utils.pick(smoke=30, cpu=3000, gpu=10000)  # the OT toy of section 5
 N_TOY = utils.pick(smoke=200, cpu=2000, gpu=5000)
 N_SETS = utils.pick(smoke=2, cpu=8, gpu=8)  # sample sets averaged into a toy's score
 FLOOR_REPEATS = utils.pick(smoke=5, cpu=20, gpu=20)  # real-vs-real pairs for the percentile
@@ -237,9 +237,11 @@ def train_toy(name, coupling="independent", steps=TOY_STEPS):
 toy_models, toy_scores, toy_single = {}, {}, {}
 for name in TOYS:
     start = time.perf_counter()
-    model = train_toy(name, steps=TOY_STEPS if name == "8gaussians" else TOY_STEPS_EASY)
-    sets = [model.sample(N_TOY, generator=seeded(20 + i), steps=100).cpu() for i in range(N_SETS)]
-    seconds = time.perf_counter() - start
+    model = train_toy(name)
+    sets = [model.sample(N_TOY, generator=seeded(20), steps=100).cpu()]
+    seconds = time.perf_counter() - start  # a trained model and one set of samples
+    sets += [model.sample(N_TOY, generator=seeded(20 + i), steps=100).cpu()
+             for i in range(1, N_SETS)]  # fmt: skip
     real = functools.partial(data.toy_2d, name)
     toy_models[name] = model
     toy_scores[name] = (metrics.two_sample_score(sets, real, repeats=FLOOR_REPEATS), seconds)
@@ -455,8 +457,8 @@ print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightne
 # again. We fine-tune the first model on them (`fm.PairedObjective`).
 
 # %%
-N_PAIRS = utils.pick(smoke=256, cpu=12000, gpu=50000)
-REFLOW_STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
+N_PAIRS = utils.pick(smoke=256, cpu=20000, gpu=50000)
+REFLOW_STEPS = utils.pick(smoke=30, cpu=4000, gpu=20000)
 start = time.perf_counter()
 pairs = fm.reflow_pairs(cfm_model, N_PAIRS, solver="rk4", steps=25, generator=seeded(8))
 pairs_seconds = time.perf_counter() - start
@@ -534,7 +536,7 @@ digit_costs = cost_of_pairings(images_train.float() * 2 - 1)
 for what, (c_ind, c_ot) in (("8gaussians", toy_costs), ("digits", digit_costs)):
     print(f"{what}: transport cost independent {c_ind:.2f}, OT {c_ot:.2f} ({c_ot / c_ind:.2f}x)")
 
-ot_toy = train_toy("8gaussians", coupling="ot", steps=TOY_STEPS_EASY)  # fewer steps, see below
+ot_toy = train_toy("8gaussians", coupling="ot", steps=TOY_STEPS_OT)  # fewer steps, see below
 with torch.no_grad():
     ot_toy_traj = ot_toy.transport(x0_toy, steps=100, record=True)
 ot_toy_straightness = float(fm.straightness(ot_toy_traj).mean())
@@ -788,14 +790,11 @@ plt.show()
 # exactly as lecture 06 did on $\varepsilon$ (the same `sampling.guided` closure):
 #
 # $$\tilde v = v(x, t, \varnothing) + w\,\big(v(x, t, y) - v(x, t, \varnothing)\big).$$
-#
-# On the `cpu` profile the conditional model gets half the unconditional model's training steps.
 
 # %%
 cond_model = fm.FlowMatching(image_net(num_classes=10), data_shape=SHAPE, num_classes=10,
                              p_uncond=0.2, prediction=PREDICTION).to(DEV)  # fmt: skip
-COND_STEPS = utils.pick(smoke=30, cpu=2000, gpu=20000)  # half the unconditional budget on cpu
-train_images(cond_model, images_train.float(), COND_STEPS, labels=images_train.labels)
+train_images(cond_model, images_train.float(), IMG_STEPS, labels=images_train.labels)
 cond_model.eval()
 SCALES = [0.0, 1.0, 2.0, 3.0, 5.0]
 y_eval = (torch.arange(N_EVAL) % 10).to(DEV)
