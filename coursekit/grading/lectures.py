@@ -57,6 +57,7 @@ class Lecture:
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
     from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
+    from coursekit.exercises import gans
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
@@ -92,6 +93,11 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "coupling_forward": _with_reference_inverse,
             "coupling_inverse": _with_reference_forward,
             "lu_conv": flows.check_lu_conv,
+        },
+        "05": {
+            "discriminator_loss": gans.check_discriminator_loss,
+            "generator_loss": gans.check_generator_loss,
+            "gradient_penalty": gans.check_gradient_penalty,
         },
         "06": {
             "q_sample": diffusion.check_q_sample,
