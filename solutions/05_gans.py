@@ -49,7 +49,10 @@ SMOKE = utils.profile() == "smoke"
 # %%
 N_TOY = utils.pick(smoke=500, cpu=2000, gpu=2000)
 CENTERS, STD = gan.ring_centers(8), 0.5 / math.sqrt(2)
-toy_train, toy_test = data.toy_2d("8gaussians", N_TOY, seed=0), data.toy_2d("8gaussians", N_TOY, seed=1)
+toy_train, toy_test = (
+    data.toy_2d("8gaussians", N_TOY, seed=0),
+    data.toy_2d("8gaussians", N_TOY, seed=1),
+)
 
 
 def log_true(x):
@@ -59,12 +62,15 @@ def log_true(x):
 
 def log_gauss(x, centers, s):
     d = torch.cdist(x, centers) ** 2
-    return torch.logsumexp(-d / (2 * s**2), 1) - math.log(len(centers)) - math.log(2 * math.pi * s**2)
+    return (
+        torch.logsumexp(-d / (2 * s**2), 1) - math.log(len(centers)) - math.log(2 * math.pi * s**2)
+    )
 
 
 def log_a(x):  # 0.99 broad noise + 0.01 truth
-    return torch.logaddexp(math.log(0.99) + log_gauss(x, torch.zeros(1, 2), 8.0),
-                           math.log(0.01) + log_true(x))
+    return torch.logaddexp(
+        math.log(0.99) + log_gauss(x, torch.zeros(1, 2), 8.0), math.log(0.01) + log_true(x)
+    )
 
 
 def log_b(x, h=0.01):  # KDE of the training points, bandwidth h
@@ -73,18 +79,30 @@ def log_b(x, h=0.01):  # KDE of the training points, bandwidth h
 
 g_toy = torch.Generator().manual_seed(2)
 pick_a = torch.rand(N_TOY, generator=g_toy) < 0.01
-samples_a = torch.where(pick_a[:, None], data.toy_2d("8gaussians", N_TOY, seed=3),
-                        8.0 * torch.randn(N_TOY, 2, generator=g_toy))
+samples_a = torch.where(
+    pick_a[:, None],
+    data.toy_2d("8gaussians", N_TOY, seed=3),
+    8.0 * torch.randn(N_TOY, 2, generator=g_toy),
+)
 samples_b = toy_train[torch.randint(0, N_TOY, (N_TOY,), generator=g_toy)] + 0.01 * torch.randn(
-    N_TOY, 2, generator=g_toy)
+    N_TOY, 2, generator=g_toy
+)
 nll = {k: -f(toy_test).mean().item() for k, f in [("truth", log_true), ("A", log_a), ("B", log_b)]}
-hq = {k: gan.mode_coverage(s, CENTERS, STD)["high_quality"]
-      for k, s in [("truth", toy_test), ("A", samples_a), ("B", samples_b)]}
+hq = {
+    k: gan.mode_coverage(s, CENTERS, STD)["high_quality"]
+    for k, s in [("truth", toy_test), ("A", samples_a), ("B", samples_b)]
+}
 for k in nll:
     print(f"{k:>5}: test NLL {nll[k]:10.2f} nats | high-quality samples {hq[k]:.2f}")
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
-for ax, (k, s) in zip(axes, [("truth", toy_test), ("A: good NLL, bad samples", samples_a),
-                             ("B: good samples, bad NLL", samples_b)]):
+for ax, (k, s) in zip(
+    axes,
+    [
+        ("truth", toy_test),
+        ("A: good NLL, bad samples", samples_a),
+        ("B: good samples, bad NLL", samples_b),
+    ],
+):
     plot.scatter_2d(s, ax=ax, title=k, lims=((-6, 6), (-6, 6)))
 plt.show()
 
@@ -164,9 +182,16 @@ def gaussian_gan(g_loss, seed=0, steps=STALL_STEPS):
     torch.manual_seed(seed)
     G = gan.MLPGenerator(4, (1,), hidden=32, depth=2)
     D = gan.MLPCritic(1, hidden=32, depth=2)
-    adv = train.Adversarial(G, D, g_loss, gan.d_gan, n_critic=5, noise=train.gaussian_noise(4),
-                            g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
-                            d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)))
+    adv = train.Adversarial(
+        G,
+        D,
+        g_loss,
+        gan.d_gan,
+        n_critic=5,
+        noise=train.gaussian_noise(4),
+        g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
+        d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)),
+    )
     hist = train.fit(adv, stall_data, steps=steps, batch_size=128, progress=False, device=DEV)
     with torch.no_grad():
         return G(torch.randn(5000, 4, device=DEV)).mean().item(), hist
@@ -201,9 +226,15 @@ def toy_gan(pack, seed):
     torch.manual_seed(seed)
     G = gan.MLPGenerator(2, (2,), hidden=128, depth=3)
     D = gan.MLPCritic(2, hidden=128, depth=3, pack=pack)
-    adv = train.Adversarial(G, D, gan.g_nonsaturating, gan.d_gan, noise=train.gaussian_noise(2),
-                            g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
-                            d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)))
+    adv = train.Adversarial(
+        G,
+        D,
+        gan.g_nonsaturating,
+        gan.d_gan,
+        noise=train.gaussian_noise(2),
+        g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
+        d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)),
+    )
     train.fit(adv, toy_big, steps=MODE_STEPS, batch_size=256, progress=False, device=DEV)
     with torch.no_grad():
         x = G(torch.randn(2500, 2, device=DEV)).cpu()
@@ -215,8 +246,10 @@ for pack in (1, 4):
     runs = [toy_gan(pack, s) for s in SEEDS]
     coverage[pack] = [r[1] for r in runs]
     last[pack] = runs[0][0]
-    print(f"pack {pack}: modes {[c['modes'] for c in coverage[pack]]}, high quality "
-          f"{[round(c['high_quality'], 2) for c in coverage[pack]]}")
+    print(
+        f"pack {pack}: modes {[c['modes'] for c in coverage[pack]]}, high quality "
+        f"{[round(c['high_quality'], 2) for c in coverage[pack]]}"
+    )
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.3))
 for ax, pack in zip(axes, (1, 4)):
     plot.scatter_2d(toy_big[:2500], ax=ax, alpha=0.1)
@@ -246,18 +279,40 @@ N_EVAL = utils.pick(smoke=100, cpu=750, gpu=2000)
 LATENT = 32
 
 
-def image_gan(G, D, *, d_loss=gan.d_gan, g_loss=gan.g_nonsaturating, penalty=None, n_critic=1,
-              lr=2e-4, betas=(0.5, 0.999), steps=IMG_STEPS, clip=None, opt=torch.optim.Adam,
-              seed=0, chunks=1, on_chunk=None):
+def image_gan(
+    G,
+    D,
+    *,
+    d_loss=gan.d_gan,
+    g_loss=gan.g_nonsaturating,
+    penalty=None,
+    n_critic=1,
+    lr=2e-4,
+    betas=(0.5, 0.999),
+    steps=IMG_STEPS,
+    clip=None,
+    opt=torch.optim.Adam,
+    seed=0,
+    chunks=1,
+    on_chunk=None,
+):
     torch.manual_seed(seed)
     model = gan.GAN(G, D, latent=LATENT, data_shape=SHAPE, d_loss=d_loss, g_loss=g_loss).to(DEV)
     kw = {"betas": betas} if opt is torch.optim.Adam else {}
     d_opt = opt(D.parameters(), lr, **kw)
     if clip is not None:
         gan.clip_weights_after_step(d_opt, clip)
-    adv = train.Adversarial(G, D, g_loss, d_loss, g_opt=opt(G.parameters(), lr, **kw), d_opt=d_opt,
-                            noise=train.gaussian_noise(LATENT), n_critic=n_critic,
-                            gradient_penalty=penalty)
+    adv = train.Adversarial(
+        G,
+        D,
+        g_loss,
+        d_loss,
+        g_opt=opt(G.parameters(), lr, **kw),
+        d_opt=d_opt,
+        noise=train.gaussian_noise(LATENT),
+        n_critic=n_critic,
+        gradient_penalty=penalty,
+    )
     for _ in range(chunks):
         hist = train.fit(adv, digits_train, steps=steps // chunks, batch_size=128, device=DEV)
         if on_chunk is not None:
@@ -267,13 +322,22 @@ def image_gan(G, D, *, d_loss=gan.d_gan, g_loss=gan.g_nonsaturating, penalty=Non
 
 
 def evaluate(model, name, psi=1.0):
-    return evaluation.evaluate(model, digits_train, digits_test, n=N_EVAL, name=name,
-                               generator=torch.Generator().manual_seed(7), progress=False,
-                               sample_kwargs={"psi": psi} if psi != 1.0 else None)
+    return evaluation.evaluate(
+        model,
+        digits_train,
+        digits_test,
+        n=N_EVAL,
+        name=name,
+        generator=torch.Generator().manual_seed(7),
+        progress=False,
+        sample_kwargs={"psi": psi} if psi != 1.0 else None,
+    )
 
 
 rows = {}
-dcgan = image_gan(gan.DCGenerator(LATENT, 1, 8, width=32), gan.DCCritic(1, 8, width=32, norm="batch"))
+dcgan = image_gan(
+    gan.DCGenerator(LATENT, 1, 8, width=32), gan.DCCritic(1, 8, width=32, norm="batch")
+)
 rows["DCGAN"] = evaluate(dcgan, "DCGAN (batch norm in D)")
 print(rows["DCGAN"])
 plot.image_grid(dcgan.sample(64, generator=torch.Generator().manual_seed(0)), title="DCGAN")
@@ -328,8 +392,10 @@ checks.check_gradient_penalty(gradient_penalty)
 
 # %%
 def mlp_players(hidden=256):
-    return (gan.MLPGenerator(LATENT, SHAPE, hidden=hidden, depth=3, out="sigmoid"),
-            gan.MLPCritic(64, hidden=hidden, depth=3))
+    return (
+        gan.MLPGenerator(LATENT, SHAPE, hidden=hidden, depth=3, out="sigmoid"),
+        gan.MLPCritic(64, hidden=hidden, depth=3),
+    )
 
 
 CURVE_CHUNKS = utils.pick(smoke=2, cpu=6, gpu=10)
@@ -339,19 +405,38 @@ curve = {"w": [], "fcd_ratio": []}
 
 def log_curve(model, hist):
     curve["w"].append(hist.final("d_w"))
-    row = evaluation.evaluate(model, digits_train, digits_test, n=N_CURVE, progress=False,
-                              generator=torch.Generator().manual_seed(3))
+    row = evaluation.evaluate(
+        model,
+        digits_train,
+        digits_test,
+        n=N_CURVE,
+        progress=False,
+        generator=torch.Generator().manual_seed(3),
+    )
     curve["fcd_ratio"].append(row.fcd_ratio)
 
 
 mlp_runs = {
     "non-saturating": dict(),
     "non-saturating + R1": dict(penalty=gan.r1_penalty(1.0)),
-    "WGAN, clipping": dict(d_loss=gan.d_wasserstein, g_loss=gan.g_wasserstein, n_critic=5,
-                           clip=0.01, opt=torch.optim.RMSprop, lr=5e-5),
-    "WGAN-GP": dict(d_loss=gan.d_wasserstein, g_loss=gan.g_wasserstein, n_critic=5, lr=1e-4,
-                    betas=(0.5, 0.9), penalty=gan.wgan_gp(10.0), chunks=CURVE_CHUNKS,
-                    on_chunk=log_curve),
+    "WGAN, clipping": dict(
+        d_loss=gan.d_wasserstein,
+        g_loss=gan.g_wasserstein,
+        n_critic=5,
+        clip=0.01,
+        opt=torch.optim.RMSprop,
+        lr=5e-5,
+    ),
+    "WGAN-GP": dict(
+        d_loss=gan.d_wasserstein,
+        g_loss=gan.g_wasserstein,
+        n_critic=5,
+        lr=1e-4,
+        betas=(0.5, 0.9),
+        penalty=gan.wgan_gp(10.0),
+        chunks=CURVE_CHUNKS,
+        on_chunk=log_curve,
+    ),
 }
 mlp_models = {}
 for name, kw in mlp_runs.items():
@@ -374,10 +459,15 @@ fig, ax = plt.subplots(figsize=(5, 3.3))
 ax.plot(curve["w"], curve["fcd_ratio"], "o-")
 for i, (w, f) in enumerate(zip(curve["w"], curve["fcd_ratio"])):
     ax.annotate(str(i + 1), (w, f))
-ax.set(xlabel="critic's W estimate (end of chunk)", ylabel="FCD / floor",
-       title="WGAN-GP: W estimate vs quality")
+ax.set(
+    xlabel="critic's W estimate (end of chunk)",
+    ylabel="FCD / floor",
+    title="WGAN-GP: W estimate vs quality",
+)
 plt.show()
-w_fcd_corr = float(np.corrcoef(curve["w"], curve["fcd_ratio"])[0, 1]) if len(curve["w"]) > 2 else 0.0
+w_fcd_corr = (
+    float(np.corrcoef(curve["w"], curve["fcd_ratio"])[0, 1]) if len(curve["w"]) > 2 else 0.0
+)
 print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_corr:.2f}")
 
 # %% [markdown]
@@ -402,8 +492,11 @@ for name, row in rows.items():
     report.record(f"digits_{key}_fcd_over_floor", row.fcd_ratio)
     report.record(f"digits_{key}_recall", row.recall)
 report.record("stall_saturating_mean_error", stall["saturating"])
-report.record("stall_nonsaturating_mean_error", stall["non-saturating"],
-              target="< stall_saturating" if cpu else None)
+report.record(
+    "stall_nonsaturating_mean_error",
+    stall["non-saturating"],
+    target="< stall_saturating" if cpu else None,
+)
 report.record("eightgaussians_modes_plain", modes_plain)
 report.record("eightgaussians_modes_pacgan", modes_packed, target="= 8" if cpu else None)
 report.record("wgan_gp_w_vs_fcd_correlation", w_fcd_corr, target="> 0" if cpu else None)

@@ -27,7 +27,10 @@ def test_the_optimal_discriminator_between_two_gaussians():
     assert d.bias.item() == pytest.approx(0.5, abs=0.1)
     # -d_gan at D* equals 2 JS - log 4 (up to Monte Carlo); JS from a quadrature
     x = torch.linspace(-10, 11, 20001, dtype=torch.float64)
-    pp, qq = torch.exp(-x**2 / 2) / math.sqrt(2 * math.pi), torch.exp(-(x - 1) ** 2 / 2) / math.sqrt(2 * math.pi)
+    pp, qq = (
+        torch.exp(-(x**2) / 2) / math.sqrt(2 * math.pi),
+        torch.exp(-((x - 1) ** 2) / 2) / math.sqrt(2 * math.pi),
+    )
     m = (pp + qq) / 2
     js = 0.5 * torch.trapezoid(pp * torch.log(pp / m) + qq * torch.log(qq / m), x).item()
     p, q = torch.randn(200_000, 1, generator=g), 1 + torch.randn(200_000, 1, generator=g)
@@ -102,7 +105,10 @@ def test_mode_coverage_counts_modes_and_quality():
     assert full["modes"] == 8 and full["high_quality"] > 0.95
     three = c[torch.randint(0, 3, (4000,))] + 0.1 * torch.randn(4000, 2)
     assert gan.mode_coverage(three, c, std)["modes"] == 3
-    assert gan.mode_coverage(torch.full((100, 2), 50.0), c, std) == {"modes": 0, "high_quality": 0.0}
+    assert gan.mode_coverage(torch.full((100, 2), 50.0), c, std) == {
+        "modes": 0,
+        "high_quality": 0.0,
+    }
     ring = gan.ring_of_gaussians(3000, k=16, std=0.05)
     assert gan.mode_coverage(ring, gan.ring_centers(16, 2.0), 0.05)["modes"] == 16
 

@@ -45,6 +45,8 @@ class Quote:
 
 
 D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
+F = "08_flow_matching"
+E9 = "09_energy_models"
 
 QUOTES = [
     # lecture 01
@@ -129,6 +131,107 @@ QUOTES = [
     Quote("README", G, "classifier_accuracy_best_scale", "class accuracy 1.00 against"),
     Quote("README", G, "classifier_accuracy_unconditional", "against 0.09; ControlNet"),
     Quote("README", G, "seconds", "| 400 s |", rel=0.1, field="seconds"),
+    # lecture 07 (its text, then its README row)
+    *[
+        Quote("07_vq_tokenizers", "07_vq_tokenizers", record, text)
+        for record, text in [
+            ("vq_plain_usage", "use only 22% of its 64 codes"),
+            ("vq_plain_perplexity", "(perplexity about 12.9),"),
+            ("vq_ema_usage", "(also 22%: EMA moves"),
+            ("vq_ema_restart_usage", "restarts use 100% (perplexity"),
+            ("vq_ema_restart_perplexity", "(perplexity about 55.4) at a test"),
+            ("vq_ema_restart_recon_mse", "error of about 0.0041, lower"),
+            ("fsq_usage", "FSQ use 98% of its 64 codes"),
+            ("fsq_perplexity", "(perplexity about 41.6) with"),
+            ("fsq_recon_mse", "error of about 0.0051, close to"),
+            ("prior_test_bits_per_image", "tokens in about 76 bits"),
+            ("prior_train_bits_per_image", "training digit's in about 37: on"),
+            ("tokens_fcd_ratio_w1", "samples at about 0.87× the real-vs-real"),
+            ("tokens_memorisation_w1", "with 2.4% of the"),
+            ("tokens_class_accuracy_w1", "accuracy is about 0.82 at w = 1"),
+            ("tokens_class_accuracy_w3", "it to about 0.93."),
+        ]
+    ],
+    *[
+        Quote("README", "07_vq_tokenizers", record, text)
+        for record, text in [
+            ("vq_plain_usage", "plain VQ 22%, EMA"),
+            ("vq_ema_usage", "EMA 22%, EMA + restarts"),
+            ("vq_ema_restart_usage", "restarts **100%** (target"),
+            ("vq_ema_restart_perplexity", "perplexity 55.4),"),
+            ("fsq_usage", "FSQ 98% with no auxiliary"),
+            ("tokens_fcd_ratio_w1", "FCD **0.87× the floor**"),
+            ("tokens_memorisation_w1", "2.4% near-copies"),
+            ("tokens_class_accuracy_w1", "class accuracy 0.82 → 0.93"),
+            ("tokens_class_accuracy_w3", "0.93 with guidance"),
+            ("prior_train_bits_per_image", "37 bits per image on train"),
+            ("prior_test_bits_per_image", "76 on test (uniform"),
+        ]
+    ],
+    Quote("README", "07_vq_tokenizers", "seconds", "| 222 s |", rel=0.1, field="seconds"),
+    # lecture 08
+    Quote(F, F, "exact_flow_median_distance_to_data", "about 0.03 at $t = 0.99$"),
+    Quote(
+        F,
+        F,
+        "toy_moons_energy_over_real_p95",
+        "about 0.20 × the real-vs-real 95th percentile on the moons",
+    ),
+    Quote(F, F, "toy_8gaussians_energy_over_real_p95", "about 1.2 × on the eight Gaussians"),
+    Quote(F, F, "fcd_euler1_over_floor", "about 192 × the floor with one Euler step"),
+    Quote(F, F, "fcd_euler10_over_floor", "3.4 × with 10 and"),
+    Quote(F, F, "fcd_euler100_over_floor", "1.9 × with 100. Heun"),
+    Quote(F, F, "fcd_heun10_over_floor", "(2.5 × with 10)"),
+    Quote(F, F, "straightness_cfm", "(about 0.31)"),
+    Quote(F, F, "straightness_vp_over_linear", "about 1.5 × less straight"),
+    Quote(F, F, "vp_fcd_euler10_over_floor", "about 2.7 × the floor against 3.4"),
+    Quote(F, F, "vp_fcd_euler100_over_floor", "(2.1 × against 1.9 ×)"),
+    Quote(F, F, "straightness_reflow_over_cfm", "about 0.27 × its value"),
+    Quote(F, F, "reflow_fcd_euler1_over_floor", "to about 4.6 × the floor"),
+    Quote(F, F, "cfm_euler1_over_reflow_euler1", "(42 × better)"),
+    Quote(F, F, "reflow_fcd_euler100_over_floor", "at the cost of some quality at many steps (2.2"),
+    Quote(F, F, "distilled_fcd_1step_over_floor", "to about 4.4 ×."),
+    Quote(F, F, "ot_cost_over_independent_toy", "0.29 ×) and much less"),
+    Quote(F, F, "ot_cost_over_independent_digits", "(about 0.83 ×: in high"),
+    Quote(F, F, "straightness_ot_over_independent_digits", "(about 0.61 × the straightness"),
+    Quote(F, F, "ot_fcd_euler1_over_floor", "(about 25 × the floor)"),
+    Quote(F, F, "guidance_best_scale", "FCD lowest at $w = 2$"),
+    Quote(F, F, "fcd_guided_best_over_unguided", "about 0.30 × the unguided"),
+    Quote("README", F, "fcd_euler100_over_floor", "Euler FCD 1.92× the floor at 100 steps"),
+    Quote("README", F, "reflow_fcd_euler1_over_floor", "one Euler step 4.56× (≤ 6×)"),
+    Quote("README", F, "reflow_euler1_over_own_euler100", "2.05× its own 100-step FCD"),
+    Quote("README", F, "cfm_euler1_over_reflow_euler1", "42× better than before reflow"),
+    Quote("README", F, "straightness_reflow_over_cfm", "straightness 0.27× after reflow"),
+    Quote("README", F, "ot_cost_over_independent_toy", "transport cost 0.29× (toy)"),
+    Quote("README", F, "ot_cost_over_independent_digits", "and 0.83× (digits)"),
+    Quote("README", F, "toy_moons_energy_over_real_p95", "toy energy 0.20× (moons)"),
+    Quote("README", F, "toy_8gaussians_energy_over_real_p95", "and 1.2× (8 gaussians"),
+    Quote("README", F, "seconds", "| 361 s |", rel=0.1, field="seconds"),
+    # lecture 09
+    Quote(E9, E9, "ula_variance_bias_eps_0.5", "in the cpu run it was 0.34 above 1"),
+    Quote(E9, E9, "mala_variance_bias_eps_0.5", "(off by 0.0006) at the price"),
+    Quote(E9, E9, "decoupled_noise_variance_eps_0.5", "to a variance of 0.013 (it"),
+    Quote(E9, E9, "toy_moons_ebm_minus_kde_nll", "KDE: 0.18 nats on moons"),
+    Quote(E9, E9, "toy_8gaussians_ebm_minus_kde_nll", "0.46 on the eight Gaussians"),
+    Quote(E9, E9, "toy_rings_ebm_minus_kde_nll", "0.80 on the"),
+    Quote(E9, E9, "toy_moons_energy_over_real_p95", "samples are 18 times the"),
+    Quote(E9, E9, "moons_exact_score_matching_nll", "test NLL of 2.73 nats, sliced"),
+    Quote(E9, E9, "moons_sliced_score_matching_nll", "2.88 and denoising"),
+    Quote(E9, E9, "moons_denoising_score_matching_nll", "2.96 (the noised"),
+    Quote(E9, E9, "nce_noise_sd2_log_z_error", "off by 0.014 nats in the cpu run"),
+    Quote(E9, E9, "nce_noise_sd6_log_z_error", "0.093)."),
+    Quote(E9, E9, "stability_gap_no_buffer", "energies (2.09"),
+    Quote(E9, E9, "stability_gap_buffered", "against 0.39 with the buffer"),
+    Quote(E9, E9, "stability_gap_no_regulariser", "(gap 0.003)"),
+    Quote("README", E9, "seconds", "103 s | not measured", rel=0.1, field="seconds"),
+    Quote("README", E9, "ula_variance_bias_eps_0.5", "bias (0.34 → 0.0006"),
+    Quote("README", E9, "mala_variance_bias_eps_0.5", "0.0006 at ε = 0.5"),
+    Quote("README", E9, "toy_moons_ebm_minus_kde_nll", "NLL 0.18 (moons)"),
+    Quote("README", E9, "toy_8gaussians_ebm_minus_kde_nll", "0.46 (8 gaussians)"),
+    Quote("README", E9, "toy_rings_ebm_minus_kde_nll", "0.80 (rings) nats above"),
+    Quote("README", E9, "toy_moons_energy_over_real_p95", "distance 18× the real"),
+    Quote("README", E9, "nce_noise_sd2_log_z_error", "within 0.014 nats of the grid"),
+    Quote("README", E9, "nce_noise_sd6_log_z_error", "0.093 with sd 6"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation

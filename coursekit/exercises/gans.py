@@ -36,7 +36,9 @@ def reference_generator_loss(D: nn.Module, G: nn.Module, z: Tensor) -> Tensor:
     return ref.g_nonsaturating(D(G(z)))
 
 
-def reference_gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
+def reference_gradient_penalty(
+    critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor
+) -> Tensor:
     return ref.gradient_penalty(critic, real, fake, eps=eps, weight=1.0)
 
 
@@ -66,7 +68,10 @@ def check_discriminator_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> che
         for case in ex.cases(_sizes(seed)):
             D, G = _players(case)
             g = case.generator(0)
-            x, z = torch.randn(case.B, case.X, generator=g), torch.randn(case.B, case.Z, generator=g)
+            x, z = (
+                torch.randn(case.B, case.X, generator=g),
+                torch.randn(case.B, case.Z, generator=g),
+            )
             with torch.no_grad():
                 dr, df = D(x), D(G(z))
                 expected = ref.d_gan(dr, df)
@@ -86,9 +91,12 @@ def check_discriminator_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> che
             n_d = len(list(D.parameters()))
             g_params = [p for _, p in ex._last_call[3][n_d:]]
             leaked = [gr for gr in _grads(out, g_params) if gr is not None and gr.abs().sum() > 0]
-            ex.require(not leaked, "your loss sends gradients into the generator's weights: in the "
-                       "discriminator's step detach the fakes, D(G(z).detach()), so that this "
-                       "loss trains D only")
+            ex.require(
+                not leaked,
+                "your loss sends gradients into the generator's weights: in the "
+                "discriminator's step detach the fakes, D(G(z).detach()), so that this "
+                "loss trains D only",
+            )
             args, kwargs, _, wrt = ex._last_call
             ex._last_call = (args, kwargs, (0,), wrt[:n_d])  # compare D's gradient only
             ex.grad(out, reference_discriminator_loss, what="your loss")
@@ -97,7 +105,9 @@ def check_discriminator_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> che
 
 def check_generator_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.Result:
     """``fn(D, G, z) -> scalar``: the non-saturating generator loss in the generator's step."""
-    with check.exercise("generator loss", success="non-saturating, gradient through D into G") as ex:
+    with check.exercise(
+        "generator loss", success="non-saturating, gradient through D into G"
+    ) as ex:
         for case in ex.cases(_sizes(seed)):
             D, G = _players(case)
             z = torch.randn(case.B, case.Z, generator=case.generator(0))
@@ -117,10 +127,12 @@ def check_generator_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.R
             })  # fmt: skip
             g_params = [p for _, p in ex._last_call[3]]
             grads = _grads(out, g_params)
-            ex.require(any(gr is not None and gr.abs().sum() > 0 for gr in grads),
-                       "no gradient reaches the generator's weights: in the generator's step do "
-                       "not detach G(z) (and do not use torch.no_grad()); the generator learns "
-                       "only through D(G(z))")
+            ex.require(
+                any(gr is not None and gr.abs().sum() > 0 for gr in grads),
+                "no gradient reaches the generator's weights: in the generator's step do "
+                "not detach G(z) (and do not use torch.no_grad()); the generator learns "
+                "only through D(G(z))",
+            )
             ex.grad(out, reference_generator_loss, what="your loss")
     return ex.result
 
@@ -133,7 +145,9 @@ class _Critic(nn.Module):
         d = 1
         for s in shape:
             d *= s
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(d, 12), nn.Tanh(), nn.Linear(12, 1, bias=False))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(d, 12), nn.Tanh(), nn.Linear(12, 1, bias=False)
+        )
         # (no output bias: the penalty does not depend on it)
         with torch.no_grad():
             for p in self.parameters():
@@ -162,7 +176,9 @@ def check_gradient_penalty(fn: Callable[..., Tensor], *, seed: int = 0) -> check
     """``fn(critic, real, fake, eps) -> scalar``: WGAN-GP's penalty (weight 1), eps of shape (B,)."""
     cases = check.sizes(seed, B=(6, 4, range(3, 11)), C=(1, 3, range(1, 4)), H=(4, 3, range(2, 6)),
                         W=(4, 5, range(2, 6)))  # fmt: skip
-    with check.exercise("gradient penalty", success="per-sample interpolates, per-sample norm") as ex:
+    with check.exercise(
+        "gradient penalty", success="per-sample interpolates, per-sample norm"
+    ) as ex:
         for case in ex.cases(cases):
             for shape in [(case.C * case.H,), (case.C, case.H, case.W)]:
                 g = case.generator(len(shape))
@@ -189,9 +205,11 @@ def check_gradient_penalty(fn: Callable[..., Tensor], *, seed: int = 0) -> check
                     "swapped eps and 1 - eps between real and fake": _gp(critic, fake, real, eps),
                     "forgot the square: (||grad|| - 1)^2": _gp(*args, square=False),
                 })  # fmt: skip
-                ex.require(isinstance(out, Tensor) and out.requires_grad,
-                           f"{what} has the right value but no gradient reaches the critic: take the "
-                           "input gradient with torch.autograd.grad(..., create_graph=True), so the "
-                           "penalty can be backpropagated into the critic's weights")
+                ex.require(
+                    isinstance(out, Tensor) and out.requires_grad,
+                    f"{what} has the right value but no gradient reaches the critic: take the "
+                    "input gradient with torch.autograd.grad(..., create_graph=True), so the "
+                    "penalty can be backpropagated into the critic's weights",
+                )
                 ex.grad(out, reference_gradient_penalty, what=what)
     return ex.result

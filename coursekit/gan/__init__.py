@@ -4,19 +4,46 @@ Everything trains through ``train.Adversarial`` + ``train.fit``; see ``coursekit
 """
 
 from coursekit.gan.losses import (
-    d_gan, d_hinge, d_wasserstein, g_hinge, g_nonsaturating, g_saturating, g_wasserstein,
+    d_gan,
+    d_hinge,
+    d_wasserstein,
+    g_hinge,
+    g_nonsaturating,
+    g_saturating,
+    g_wasserstein,
     generator_grad_vs_d,
 )  # fmt: skip
 from coursekit.gan.metrics import mode_coverage, ring_centers, ring_of_gaussians
 from coursekit.gan.model import GAN
 from coursekit.gan.networks import DCCritic, DCGenerator, MLPCritic, MLPGenerator
 from coursekit.gan.penalties import (
-    clip_weights_after_step, gradient_penalty, interpolate, r1_penalty, wgan_gp,
+    clip_weights_after_step,
+    gradient_penalty,
+    interpolate,
+    r1_penalty,
+    wgan_gp,
 )  # fmt: skip
 
 __all__ = [
-    "GAN", "DCCritic", "DCGenerator", "MLPCritic", "MLPGenerator", "clip_weights_after_step",
-    "d_gan", "d_hinge", "d_wasserstein", "g_hinge", "g_nonsaturating", "g_saturating",
-    "g_wasserstein", "generator_grad_vs_d", "gradient_penalty", "interpolate", "mode_coverage",
-    "r1_penalty", "ring_centers", "ring_of_gaussians", "wgan_gp",
+    "GAN",
+    "DCCritic",
+    "DCGenerator",
+    "MLPCritic",
+    "MLPGenerator",
+    "clip_weights_after_step",
+    "d_gan",
+    "d_hinge",
+    "d_wasserstein",
+    "g_hinge",
+    "g_nonsaturating",
+    "g_saturating",
+    "g_wasserstein",
+    "generator_grad_vs_d",
+    "gradient_penalty",
+    "interpolate",
+    "mode_coverage",
+    "r1_penalty",
+    "ring_centers",
+    "ring_of_gaussians",
+    "wgan_gp",
 ]

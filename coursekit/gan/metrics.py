@@ -20,16 +20,18 @@ def ring_centers(k: int = 8, radius: float = 4 / math.sqrt(2)) -> Tensor:
     return radius * torch.stack([torch.cos(a), torch.sin(a)], 1)
 
 
-def ring_of_gaussians(n: int, k: int = 16, radius: float = 2.0, std: float = 0.05,
-                      seed: int = 0) -> Tensor:
+def ring_of_gaussians(
+    n: int, k: int = 16, radius: float = 2.0, std: float = 0.05, seed: int = 0
+) -> Tensor:
     """n points of k narrow gaussians on a circle (the "ring" toy of the unrolled-GAN paper)."""
     g = torch.Generator().manual_seed(seed)
     c = ring_centers(k, radius)
     return c[torch.randint(0, k, (n,), generator=g)] + std * torch.randn(n, 2, generator=g)
 
 
-def mode_coverage(samples: Tensor, centers: Tensor, std: float,
-                  min_share: float = 0.2) -> dict[str, float]:
+def mode_coverage(
+    samples: Tensor, centers: Tensor, std: float, min_share: float = 0.2
+) -> dict[str, float]:
     """{"modes": modes covered, "high_quality": fraction within 3 std of a mode}."""
     if samples.dim() != 2 or samples.shape[1] != centers.shape[1]:
         raise ValueError(f"samples must be (n, {centers.shape[1]}), got {tuple(samples.shape)}.")
@@ -38,5 +40,7 @@ def mode_coverage(samples: Tensor, centers: Tensor, std: float,
     good = dist < 3 * std
     counts = torch.bincount(nearest[good], minlength=len(centers))
     expected = samples.shape[0] / len(centers)
-    return {"modes": int((counts >= min_share * expected).sum()),
-            "high_quality": float(good.float().mean())}
+    return {
+        "modes": int((counts >= min_share * expected).sum()),
+        "high_quality": float(good.float().mean()),
+    }

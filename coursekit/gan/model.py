@@ -30,11 +30,17 @@ class GAN(models.GenerativeModel):
         "evaluation.evaluate(model, train, test) reports FCD, precision/recall and memorisation."
     )
 
-    def __init__(self, generator: nn.Module, critic: nn.Module, *, latent: int,
-                 data_shape: tuple[int, ...],
-                 d_loss: Callable[[Tensor, Tensor], Tensor] = losses.d_gan,
-                 g_loss: Callable[[Tensor], Tensor] = losses.g_nonsaturating,
-                 data_range: tuple[float, float] | None = (0.0, 1.0)):
+    def __init__(
+        self,
+        generator: nn.Module,
+        critic: nn.Module,
+        *,
+        latent: int,
+        data_shape: tuple[int, ...],
+        d_loss: Callable[[Tensor, Tensor], Tensor] = losses.d_gan,
+        g_loss: Callable[[Tensor], Tensor] = losses.g_nonsaturating,
+        data_range: tuple[float, float] | None = (0.0, 1.0),
+    ):
         super().__init__()
         self.generator, self.critic = generator, critic
         self.latent, self.data_shape = latent, tuple(data_shape)
@@ -50,8 +56,14 @@ class GAN(models.GenerativeModel):
         return {"loss": d, "d_loss": d.detach(), "g_loss": g.detach()}
 
     @torch.no_grad()
-    def sample(self, n: int, y: Tensor | None = None, *,
-               generator: torch.Generator | None = None, psi: float = 1.0) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        y: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        psi: float = 1.0,
+    ) -> Tensor:
         """n samples G(psi * z), z ~ N(0, I) (psi < 1: the truncation trick in z)."""
         was = self.generator.training
         self.generator.eval()
@@ -70,6 +82,7 @@ def _conformance_case() -> models.ConformanceCase:
     from coursekit.gan.networks import DCCritic, DCGenerator
 
     torch.manual_seed(0)
-    model = GAN(DCGenerator(8, 1, 8, width=8), DCCritic(1, 8, width=8), latent=8,
-                data_shape=(1, 8, 8))
+    model = GAN(
+        DCGenerator(8, 1, 8, width=8), DCCritic(1, 8, width=8), latent=8, data_shape=(1, 8, 8)
+    )
     return models.ConformanceCase(model, torch.rand(4, 1, 8, 8), checks_input=True)

@@ -16,8 +16,14 @@ from torch import Tensor, nn
 class MLPGenerator(nn.Module):
     """z (B, latent) -> x (B, *data_shape); ``out="sigmoid"`` for images in [0, 1]."""
 
-    def __init__(self, latent: int, data_shape: tuple[int, ...], hidden: int = 128,
-                 depth: int = 3, out: str = "none"):
+    def __init__(
+        self,
+        latent: int,
+        data_shape: tuple[int, ...],
+        hidden: int = 128,
+        depth: int = 3,
+        out: str = "none",
+    ):
         super().__init__()
         if out not in ("none", "sigmoid"):
             raise ValueError(f"out must be 'none' or 'sigmoid', got {out!r}.")
@@ -54,8 +60,10 @@ class MLPCritic(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x.flatten(1)
         if x.shape[0] % self.pack:
-            raise ValueError(f"a packed critic needs a batch divisible by pack={self.pack}, "
-                             f"got {x.shape[0]}; choose the batch size accordingly.")
+            raise ValueError(
+                f"a packed critic needs a batch divisible by pack={self.pack}, "
+                f"got {x.shape[0]}; choose the batch size accordingly."
+            )
         return self.net(x.reshape(x.shape[0] // self.pack, -1))
 
 
@@ -68,11 +76,16 @@ class DCGenerator(nn.Module):
     def __init__(self, latent: int, channels: int = 1, size: int = 8, width: int = 64):
         super().__init__()
         if size % 4:
-            raise ValueError(f"DCGenerator doubles the size twice; size must be divisible by 4, got {size}.")
+            raise ValueError(
+                f"DCGenerator doubles the size twice; size must be divisible by 4, got {size}."
+            )
         self.s, self.width = size // 4, width
         self.data_shape = (channels, size, size)
-        self.fc = nn.Sequential(nn.Linear(latent, 2 * width * self.s * self.s),
-                                nn.BatchNorm1d(2 * width * self.s * self.s), nn.ReLU())
+        self.fc = nn.Sequential(
+            nn.Linear(latent, 2 * width * self.s * self.s),
+            nn.BatchNorm1d(2 * width * self.s * self.s),
+            nn.ReLU(),
+        )
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Sigmoid(),
@@ -94,7 +107,9 @@ class DCCritic(nn.Module):
             raise ValueError(f"norm must be 'batch', 'layer' or 'none', got {norm!r}.")
 
         def normed(c: int) -> nn.Module:
-            return {"batch": nn.BatchNorm2d(c), "layer": nn.GroupNorm(1, c), "none": nn.Identity()}[norm]
+            return {"batch": nn.BatchNorm2d(c), "layer": nn.GroupNorm(1, c), "none": nn.Identity()}[
+                norm
+            ]
 
         s = size // 4
         self.net = nn.Sequential(

@@ -19,8 +19,10 @@ from torch import Tensor, nn
 def interpolate(real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
     """eps x + (1 - eps) G(z) with eps of shape (B,), one coefficient per sample."""
     if eps.shape != real.shape[:1]:
-        raise ValueError(f"eps needs one coefficient per sample, shape ({real.shape[0]},); "
-                         f"got {tuple(eps.shape)}.")
+        raise ValueError(
+            f"eps needs one coefficient per sample, shape ({real.shape[0]},); "
+            f"got {tuple(eps.shape)}."
+        )
     e = eps.view(-1, *([1] * (real.dim() - 1)))
     return e * real + (1 - e) * fake
 
@@ -36,8 +38,10 @@ def gradient_penalty(
 ) -> Tensor:
     """weight * E[(||grad D(x_hat)||_2 - 1)^2] at per-sample interpolates (see the module doc)."""
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} "
-                         f"and {tuple(fake.shape)}.")
+        raise ValueError(
+            f"real and fake must have the same shape, got {tuple(real.shape)} "
+            f"and {tuple(fake.shape)}."
+        )
     if eps is None:
         eps = torch.rand(real.shape[0], generator=generator).to(real)
     x_hat = interpolate(real.detach(), fake.detach(), eps).requires_grad_(True)

@@ -2,8 +2,8 @@
 
     python -m coursekit.grading.corpus OUT [--sentinel FILE]
 
-For each lecture with checks (01, 02, 03, 06) it writes, from the student notebook
-``notebooks/NN_topic.ipynb`` and the solution notebook:
+For each lecture with checks (every lecture in coursekit/grading/lectures.py) it writes, from
+the student notebook ``notebooks/NN_topic.ipynb`` and the solution notebook:
 
 - complete notebooks (one in a student folder, one named ``<student>_<lecture>.ipynb``), the
   untouched student notebook, partly done ones;

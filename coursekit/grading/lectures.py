@@ -56,8 +56,16 @@ class Lecture:
 
 def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
     """Function name -> the check that grades it, per lecture."""
-    from coursekit.exercises import autoregressive, diffusion, divergences, flows, vae
-    from coursekit.exercises import gans
+    from coursekit.exercises import (
+        autoregressive,
+        diffusion,
+        divergences,
+        ebm,  # lecture 09
+        flow_matching,
+        flows,
+        gans,  # lecture 05
+        vae,
+    )
 
     def generator(name: str) -> Callable[..., check.Result]:
         return functools.partial(divergences.check_generator, name)
@@ -106,6 +114,17 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "ddim_step": diffusion.check_ddim_step,
             "guided_eps": diffusion.check_guidance,
             "replace_known": diffusion.check_replace_known,
+        },
+        # Lecture 07 (VQ tokenizers): its checks are imported here, so the lines above stay as they were
+        "07": _vq_checks(),
+        "08": {
+            "path_sample": flow_matching.check_path_sample,
+            "cfm_loss": flow_matching.check_cfm_loss,
+            "euler_sample": flow_matching.check_euler_sample,
+        },
+        "09": {
+            "langevin_step": ebm.check_langevin_step,
+            "cd_loss": ebm.check_cd_loss,
         },
     }
 
@@ -188,3 +207,15 @@ def register_callables() -> None:
             fn = getattr(div, field, None)
             if callable(fn):
                 wire.CALLABLES[f"divergences.{name}.{field}"] = fn
+
+    # lecture 08: the velocity field that the Euler check integrates with the student's sampler
+    from coursekit.exercises import flow_matching
+
+    wire.CALLABLES["flow_matching.euler_field"] = flow_matching._field
+
+
+def _vq_checks() -> dict[str, Callable[..., check.Result]]:
+    """Lecture 07's exercises: the quantiser and the VQ-VAE loss."""
+    from coursekit.exercises import vq
+
+    return {"quantize": vq.check_quantize, "vq_loss": vq.check_vq_loss}

@@ -334,16 +334,28 @@ def _call(namespace: dict, request: dict) -> dict:
     )
     if changed:
         reply["changed"] = changed
-    if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point() and leaves:
-        try:
-            grads = torch.autograd.grad(out, leaves, probe(out), allow_unused=True)
-            reply["grads"] = list(grads)
-        except BaseException as e:  # noqa: BLE001
-            reply["grad_error"] = _describe(e)
     if isinstance(out, torch.Tensor):
+        reply.update(_gradients(out, leaves))
         reply["out"] = out.detach()
-        reply["requires_grad"] = bool(out.requires_grad)
+    elif isinstance(out, tuple | list) and any(isinstance(o, torch.Tensor) for o in out):
+        # a pair such as (z, logdet): each tensor gets its own gradient, as each is checked
+        reply["items"] = [_gradients(o, leaves) if isinstance(o, torch.Tensor) else {} for o in out]
+        reply["out"] = type(out)(o.detach() if isinstance(o, torch.Tensor) else o for o in out)
     return reply
+
+
+def _gradients(out: torch.Tensor, leaves: list[torch.Tensor]) -> dict:
+    """Whether ``out`` requires a gradient and, if so, its gradient in the probe direction."""
+    found: dict = {"requires_grad": bool(out.requires_grad)}
+    if out.requires_grad and out.is_floating_point() and leaves:
+        try:
+            grads = torch.autograd.grad(
+                out, leaves, probe(out), allow_unused=True, retain_graph=True
+            )
+            found["grads"] = list(grads)
+        except BaseException as e:  # noqa: BLE001
+            found["grad_error"] = _describe(e)
+    return found
 
 
 def _load(source: str) -> dict:
@@ -683,6 +695,17 @@ class RemoteFunction:
         out = reply["out"]
         if isinstance(out, torch.Tensor) and reply.get("requires_grad"):
             out = _surrogate(out, _leaves(list(args), kwargs), reply)
+        items = reply.get("items")
+        if isinstance(out, tuple | list) and isinstance(items, list) and len(items) == len(out):
+            leaves = _leaves(list(args), kwargs)
+            out = type(out)(
+                _surrogate(o, leaves, info)
+                if isinstance(o, torch.Tensor)
+                and isinstance(info, dict)
+                and info.get("requires_grad")
+                else o
+                for o, info in zip(out, items)
+            )
         return out
 
 

@@ -1,0 +1,193 @@
+"""Checks for Lecture 07 (VQ tokenizers): each prints one ✓ / ✗ line.
+
+The references are in ``coursekit.vq``. The messages name the usual mistakes: the quantised
+latent returned without the straight-through estimator (no gradient to the encoder), the
+distances without the ||e||^2 term, the farthest code instead of the nearest, the codebook and
+commitment losses with their stop-gradients swapped, beta on the wrong term.
+
+Every check runs on cases that differ in every size a student could write as a number (the
+number of vectors N, their dimension D, the codebook size K); ``seed=0`` starts with the
+notebook's inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from coursekit import check
+from coursekit import vq as ref
+
+
+def reference_quantize(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
+    """(z_q, codes): nearest code vectors with the straight-through gradient, and their indices."""
+    codes = ref.nearest_code(z, codebook)
+    return ref.straight_through(z, codebook[codes]), codes
+
+
+def reference_vq_loss(z: Tensor, z_q: Tensor, beta: float) -> Tensor:
+    """||sg[z] - z_q||^2 + beta ||z - sg[z_q]||^2, each a mean over every entry."""
+    codebook, commitment = ref.vq_loss_terms(z, z_q)
+    return codebook + beta * commitment
+
+
+def _inputs(case: check.Case) -> tuple[Tensor, Tensor]:
+    g = case.generator(0)
+    z = torch.randn(case.N, case.D, generator=g)
+    # codes of very different lengths, so that leaving out ||e||^2 changes the nearest code
+    scale = torch.linspace(0.3, 2.5, case.K)[torch.randperm(case.K, generator=g)]
+    return z, torch.randn(case.K, case.D, generator=g) * scale[:, None]
+
+
+def _cases(seed: int) -> list[check.Case]:
+    return check.sizes(
+        seed, N=(12, 9, range(6, 20)), D=(2, 4, range(2, 7)), K=(6, 10, range(5, 14))
+    )
+
+
+def _grads(ex: check.Exercise, out: Tensor, w: Tensor) -> list[Tensor | None]:
+    """Gradients of <w, out> with respect to the tensors of the last ``ex.call(grad=...)``."""
+    tensors = [t for _, t in ex._last_call[3]]
+    if not out.requires_grad:
+        return [None] * len(tensors)
+    return list(torch.autograd.grad(out, tensors, w, allow_unused=True, retain_graph=True))
+
+
+def check_quantize(
+    quantize_fn: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], *, seed: int = 0
+) -> check.Result:
+    """``quantize_fn(z, codebook) -> (z_q, codes)`` for z (N, D), codebook (K, D): codes (N,)
+    the nearest code indices, z_q (N, D) their vectors with the straight-through gradient."""
+    with check.exercise("VQ quantiser", success="nearest codes, straight-through gradient") as ex:
+        for case in ex.cases(_cases(seed)):
+            z, codebook = _inputs(case)
+            d = ref.squared_distances(z, codebook)
+            codes_ref = d.argmin(1)
+            out = ex.call(quantize_fn, z, codebook, grad=(0, 1))
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise check.CheckFailed(
+                    f"quantize should return a pair (z_q, codes), got {type(out).__name__}"
+                )
+            z_q, codes = out
+            codes = ex.tensor(codes, shape=(case.N,), what="your codes")
+            ex.require(
+                not codes.is_floating_point(),
+                f"your codes have dtype {codes.dtype}: return integer indices (argmin gives int64)",
+            )
+            ex.close(
+                codes,
+                codes_ref,
+                what="your codes",
+                hints={
+                    "took the farthest code (argmax): the nearest is the argmin of the "
+                    "distances": d.argmax(1),
+                    "left out the ||e_k||^2 term of the distance: ||z - e||^2 = ||z||^2 - 2 z.e "
+                    "+ ||e||^2, and without it long code vectors win": (
+                        -2 * z @ codebook.t()
+                    ).argmin(1),
+                    "maximised the dot product z.e instead of minimising the distance": (
+                        z @ codebook.t()
+                    ).argmax(1),
+                },
+            )
+            z_q = ex.tensor(z_q, shape=(case.N, case.D), what="your z_q")
+            ex.close(
+                z_q,
+                codebook[codes_ref],
+                what="your z_q",
+                hints={"returned z itself: z_q is the chosen code vectors codebook[codes]": z},
+            )
+            w = torch.randn(z_q.shape, generator=torch.Generator().manual_seed(0))
+            g_z, g_codebook = _grads(ex, z_q, w)
+            if g_z is None or not torch.allclose(g_z, w, atol=1e-5):
+                raise check.CheckFailed(
+                    "your z_q has the right value but its gradient with respect to z is not the "
+                    "identity's: use the straight-through estimator z_q = z + (z_q - z).detach(), "
+                    "so the decoder's gradient reaches the encoder unchanged"
+                    + (" (yours passes no gradient to z)" if g_z is None else "")
+                )
+            if g_codebook is not None and g_codebook.abs().max() > 1e-6:
+                raise check.CheckFailed(
+                    "gradient flows from z_q into the codebook: detach the whole difference, "
+                    "z + (z_q - z).detach(); the codebook learns from its own loss term instead"
+                )
+    return ex.result
+
+
+def check_vq_loss(
+    loss_fn: Callable[[Tensor, Tensor, float], Tensor], *, seed: int = 0
+) -> check.Result:
+    """``loss_fn(z, z_q, beta) -> scalar``: ||sg[z] - z_q||^2 + beta ||z - sg[z_q]||^2 (means),
+    for encoder outputs z (N, D) and their code vectors z_q (N, D) (before straight-through)."""
+    with check.exercise(
+        "VQ-VAE loss", success="codebook + beta * commitment, stop-gradients right"
+    ) as ex:
+        for case in ex.cases(_cases(seed)):
+            z, codebook = _inputs(case)
+            z_q = codebook[ref.nearest_code(z, codebook)]
+            beta = (0.25, 0.6, 0.4)[case.index % 3]
+            mse = ((z - z_q) ** 2).mean()
+            out = ex.call(loss_fn, z, z_q, beta, grad=(0, 1))
+            out = ex.tensor(out, shape=(), what="your loss")
+            ex.close(
+                out,
+                (1 + beta) * mse,
+                what="your loss",
+                hints={
+                    "forgot beta: the commitment term is weighted by beta": 2 * mse,
+                    "weighted both terms by beta: only the commitment term has it": 2 * beta * mse,
+                    "kept only one of the two terms: codebook + beta * commitment": mse,
+                    "kept only the commitment term: add the codebook term ||sg[z] - z_q||^2": beta
+                    * mse,
+                    "summed instead of averaged: take the mean over every entry": (1 + beta)
+                    * mse
+                    * z.numel(),
+                    "averaged over vectors but summed over dimensions: take the mean over every "
+                    "entry": (1 + beta) * mse * case.D,
+                },
+            )
+            if not out.requires_grad:
+                raise check.CheckFailed(
+                    "your loss has the right value but carries no gradient: it was computed under "
+                    "`torch.no_grad()`, detached or through NumPy; backward() must reach z and z_q"
+                )
+            g_z, g_zq = _grads(ex, out, torch.ones(()))
+            g_z = torch.zeros_like(z) if g_z is None else g_z
+            g_zq = torch.zeros_like(z) if g_zq is None else g_zq
+            n = z.numel()
+            want_z, want_zq = beta * 2 * (z - z_q) / n, 2 * (z_q - z) / n
+
+            def near(a, b):
+                return torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+
+            if near(g_z, want_z) and near(g_zq, want_zq):
+                continue
+            if near(g_z, 2 * (z - z_q) / n) and near(g_zq, beta * 2 * (z_q - z) / n):
+                raise check.CheckFailed(
+                    "your loss has the right value but the stop-gradients are swapped: the "
+                    "codebook term ||sg[z] - z_q||^2 detaches z (it moves the codes), the "
+                    "commitment term beta ||z - sg[z_q]||^2 detaches z_q (it moves the encoder); or beta "
+                    "weights the codebook term instead of the commitment term"
+                )
+            if near(g_z, torch.zeros_like(z)):
+                raise check.CheckFailed(
+                    "no gradient reaches z from your loss: the commitment term beta ||z - "
+                    "sg[z_q]||^2 must keep z differentiable (detach z_q there, not z)"
+                )
+            if near(g_zq, torch.zeros_like(z)):
+                raise check.CheckFailed(
+                    "no gradient reaches z_q from your loss: the codebook term ||sg[z] - "
+                    "z_q||^2 must keep z_q differentiable (detach z there, not z_q)"
+                )
+            if near(g_z, (1 + beta) * 2 * (z - z_q) / n):
+                raise check.CheckFailed(
+                    "your loss has the right value but no stop-gradients: detach z in the "
+                    "codebook term and z_q in the commitment term, or both terms push both sides"
+                )
+            raise check.CheckFailed(
+                "your loss has the right value but the wrong gradient: the codebook term "
+                "detaches z, the commitment term detaches z_q"
+            )
+    return ex.result

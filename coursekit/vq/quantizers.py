@@ -1,0 +1,242 @@
+"""Quantisers that turn a continuous latent into discrete codes.
+
+- :class:`VectorQuantizer`: nearest-codebook VQ (van den Oord et al. 2017, eq. 3), with the
+  straight-through estimator, the codebook and commitment losses, and optionally EMA codebook
+  updates (their appendix A.1) and dead-code restarts (Dhariwal et al. 2020, Jukebox §3.4).
+- :class:`FSQ`: finite scalar quantisation (Mentzer et al. 2023): each channel is bounded and
+  rounded to one of ``levels[c]`` values; the implicit codebook has ``prod(levels)`` codes and
+  no parameters, so no auxiliary loss is needed.
+
+Both take a latent ``z`` of shape (B, D, H, W) (channels first, like a conv encoder's output)
+and return a :class:`Quantized` bundle. The metrics at the end (:func:`codebook_usage`,
+:func:`perplexity`) say how much of the codebook a batch of codes uses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class Quantized:
+    """What a quantiser returns: ``z_q`` carries the straight-through gradient to ``z``."""
+
+    z_q: Tensor  # (B, D, H, W), the quantised latent (forward value: the codes' vectors)
+    codes: Tensor  # (B, H, W) int64, the code indices
+    loss: Tensor  # scalar: codebook + beta * commitment (0 for FSQ and for EMA's codebook)
+    codebook: Tensor  # scalar, ||sg[z] - e||^2
+    commitment: Tensor  # scalar, ||z - sg[e]||^2
+
+
+# ----------------------------------------------------------------------------- the pieces
+
+
+def squared_distances(z: Tensor, codebook: Tensor) -> Tensor:
+    """||z_n - e_k||^2 = ||z_n||^2 - 2 z_n.e_k + ||e_k||^2, (N, K) for z (N, D), codebook (K, D).
+
+    The ||e_k||^2 term matters: without it, long code vectors win the argmin.
+    """
+    return (
+        z.pow(2).sum(1, keepdim=True)  # (N, 1)
+        - 2 * z @ codebook.t()  # (N, K)
+        + codebook.pow(2).sum(1)[None, :]  # (1, K)
+    )
+
+
+def nearest_code(z: Tensor, codebook: Tensor) -> Tensor:
+    """Index of the nearest code vector, (N,) int64, for z (N, D) and codebook (K, D)."""
+    return squared_distances(z, codebook).argmin(1)
+
+
+def straight_through(z: Tensor, z_q: Tensor) -> Tensor:
+    """Forward value z_q, gradient of the identity to z (Bengio et al. 2013): z + sg[z_q - z]."""
+    return z + (z_q - z).detach()
+
+
+def vq_loss_terms(z: Tensor, z_q: Tensor) -> tuple[Tensor, Tensor]:
+    """(codebook, commitment) = (||sg[z] - e||^2, ||z - sg[e]||^2), means over every entry.
+
+    The codebook term moves the codes towards the encoder outputs; the commitment term
+    (weighted by beta in the loss) keeps the encoder near its codes.
+    """
+    return F.mse_loss(z_q, z.detach()), F.mse_loss(z, z_q.detach())
+
+
+def _flat(z: Tensor) -> Tensor:
+    """(B, D, H, W) -> (B*H*W, D): one latent vector per grid position."""
+    if z.dim() != 4:
+        raise ValueError(
+            f"a quantiser takes a latent grid (B, D, H, W), got shape {tuple(z.shape)}; "
+            "for vectors (N, D) use z[:, :, None, None]."
+        )
+    return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*H*W, D)
+
+
+def _grid(flat: Tensor, like: Tensor) -> Tensor:
+    """(B*H*W, D) -> (B, D, H, W), the inverse of :func:`_flat`."""
+    B, D, H, W = like.shape
+    return flat.view(B, H, W, D).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- VQ
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-codebook quantisation of (B, D, H, W) latents onto K learned code vectors.
+
+    Args:
+        num_codes: K.
+        dim: D, the code vectors' length (the encoder's output channels).
+        beta: the commitment weight (0.25 in van den Oord et al.).
+        ema: None to learn the codebook by gradient (the codebook loss); a decay (e.g. 0.99)
+            to update it instead as an exponential moving average of the encoder outputs
+            assigned to each code (no codebook loss then).
+        restart: with ``ema``, replace codes whose moving-average count falls below
+            ``restart_threshold`` by random encoder outputs of the current batch.
+    """
+
+    def __init__(
+        self,
+        num_codes: int,
+        dim: int,
+        *,
+        beta: float = 0.25,
+        ema: float | None = None,
+        restart: bool = False,
+        restart_threshold: float = 1.0,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        if num_codes < 2 or dim < 1:
+            raise ValueError(f"need num_codes >= 2 and dim >= 1, got {num_codes}, {dim}.")
+        if ema is not None and not 0.0 < ema < 1.0:
+            raise ValueError(f"ema is a decay in (0, 1), got {ema}.")
+        if restart and ema is None:
+            raise ValueError("dead-code restarts use the EMA counts: pass ema=0.99 as well.")
+        self.num_codes, self.dim, self.beta = int(num_codes), int(dim), float(beta)
+        self.decay, self.restart, self.threshold, self.eps = ema, restart, restart_threshold, eps
+        init = torch.randn(num_codes, dim) / math.sqrt(dim)
+        if ema is None:
+            self.embedding = nn.Parameter(init)  # (K, D), learned by the codebook loss
+        else:
+            self.register_buffer("embedding", init)  # (K, D), set from the EMA statistics
+            self.register_buffer("cluster_size", torch.ones(num_codes))  # N_k
+            self.register_buffer("embed_sum", init.clone())  # m_k = sum of z assigned to k
+
+    @property
+    def codebook_vectors(self) -> Tensor:
+        return self.embedding
+
+    def forward(self, z: Tensor) -> Quantized:
+        flat = _flat(z)  # (N, D)
+        codes = nearest_code(flat.detach(), self.embedding.detach())  # (N,)
+        if self.training and self.decay is not None:
+            self._ema_update(flat.detach(), codes)
+        chosen = self.embedding[codes]  # (N, D)
+        codebook, commitment = vq_loss_terms(flat, chosen)
+        loss = self.beta * commitment + (codebook if self.decay is None else 0.0)
+        z_q = _grid(straight_through(flat, chosen), z)  # (B, D, H, W)
+        B, _, H, W = z.shape
+        return Quantized(z_q, codes.view(B, H, W), loss, codebook, commitment)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: Tensor, codes: Tensor) -> None:
+        """N_k <- d N_k + (1-d) n_k, m_k <- d m_k + (1-d) sum z, e_k = m_k / N_k (Laplace-smoothed)."""
+        onehot = F.one_hot(codes, self.num_codes).type_as(flat)  # (N, K)
+        d = self.decay
+        self.cluster_size.mul_(d).add_(onehot.sum(0), alpha=1 - d)
+        self.embed_sum.mul_(d).add_(onehot.t() @ flat, alpha=1 - d)
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
+        self.embedding.copy_(self.embed_sum / smoothed[:, None])
+        if self.restart:
+            dead = self.cluster_size < self.threshold  # (K,)
+            n_dead = int(dead.sum())
+            if n_dead:
+                pick = torch.randint(0, len(flat), (n_dead,), device=flat.device)
+                self.embedding[dead] = flat[pick]
+                self.embed_sum[dead] = flat[pick] * self.threshold
+                self.cluster_size[dead] = self.threshold
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, H, W) -> their vectors as a latent grid (B, D, H, W)."""
+        return self.embedding[codes].permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- FSQ
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantisation: channel c is bounded and rounded to ``levels[c]`` values.
+
+    Channel c of z goes through tanh scaled to about (-L/2, L/2), then to the nearest integer
+    (straight-through), then is divided by L // 2 so values lie in [-1, 1]. A code is the
+    mixed-radix number of the D rounded channels: ``prod(levels)`` codes in all.
+    """
+
+    def __init__(self, levels: list[int] | tuple[int, ...]):
+        super().__init__()
+        levels = [int(v) for v in levels]
+        if not levels or min(levels) < 2:
+            raise ValueError(f"FSQ needs at least one channel with >= 2 levels, got {levels}.")
+        self.levels = levels
+        self.dim = len(levels)
+        self.num_codes = math.prod(levels)
+        L = torch.tensor(levels, dtype=torch.float32)
+        self.register_buffer("_L", L)
+        basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)  # mixed-radix place values
+        self.register_buffer("_basis", basis)
+        self.beta = 0.0
+
+    def bound(self, z: Tensor) -> Tensor:
+        """(N, D) -> values in (-L/2, L/2) (offset by 1/2 for even L), before rounding."""
+        half = (self._L - 1) * (1 + 1e-3) / 2  # just over (L-1)/2, as in the paper's code
+        offset = torch.where(self._L % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half)
+        return torch.tanh(z + shift) * half - offset
+
+    def forward(self, z: Tensor) -> Quantized:
+        flat = _flat(z)  # (N, D)
+        if flat.shape[1] != self.dim:
+            raise ValueError(
+                f"FSQ with levels {self.levels} needs D = {self.dim}, got {flat.shape[1]}."
+            )
+        bounded = self.bound(flat)
+        rounded = straight_through(bounded, torch.round(bounded))  # integers, identity gradient
+        half_width = torch.div(self._L, 2, rounding_mode="floor")
+        codes = ((rounded.detach() + half_width) * self._basis).sum(1).long()  # (N,)
+        B, _, H, W = z.shape
+        zero = flat.new_zeros(())
+        return Quantized(_grid(rounded / half_width, z), codes.view(B, H, W), zero, zero, zero)
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, H, W) -> the quantised latent grid (B, D, H, W)."""
+        digits = (codes[..., None] // self._basis) % self._L.long()  # (B, H, W, D)
+        half_width = torch.div(self._L, 2, rounding_mode="floor")
+        return ((digits - half_width) / half_width).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def code_histogram(codes: Tensor, num_codes: int) -> Tensor:
+    """How often each code occurs, (K,) probabilities."""
+    counts = torch.bincount(codes.flatten(), minlength=num_codes).double()
+    return counts / counts.sum()
+
+
+def codebook_usage(codes: Tensor, num_codes: int) -> float:
+    """The fraction of the K codes that occur at least once in ``codes``."""
+    return float((code_histogram(codes, num_codes) > 0).double().mean())
+
+
+def perplexity(codes: Tensor, num_codes: int) -> float:
+    """exp(entropy of the code histogram): K for uniform use, 1 when one code is used."""
+    p = code_histogram(codes, num_codes)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))

@@ -1,0 +1,168 @@
+"""Every check of Lecture 07 passes the reference (at several seeds) and names the mistake of
+plausible wrong answers: no straight-through estimator, distances without ||e||^2, the
+farthest code, swapped stop-gradients, beta on the wrong term, wrong reductions, a size written
+as a number, a detached result and an input modified in place."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from coursekit import vq
+from coursekit.exercises import vq as checks
+
+SEEDS = [0, 1, 2, 7]
+
+
+@pytest.fixture(autouse=True)
+def _not_strict(monkeypatch):
+    monkeypatch.delenv("COURSEKIT_STRICT", raising=False)
+
+
+def _fails_with(result, *fragments: str) -> None:
+    assert not result, f"the check passed a wrong answer: {result}"
+    for fragment in fragments:
+        assert fragment in result.message, f"{fragment!r} not in {result.message!r}"
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+# ----------------------------------------------------------------------------- quantiser
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_quantize_passes_the_reference(seed):
+    assert checks.check_quantize(checks.reference_quantize, seed=seed)
+
+
+def test_quantize_with_cdist_passes():
+    def via_cdist(z, codebook):
+        codes = torch.cdist(z, codebook).argmin(1)
+        return z + (codebook[codes] - z).detach(), codes
+
+    assert checks.check_quantize(via_cdist)
+
+
+def _q(z, codebook, *, dist="full", ste=True, detach_all=True, pick="min"):
+    if dist == "full":
+        d = ((z[:, None, :] - codebook[None]) ** 2).sum(-1)
+    else:  # no ||e||^2
+        d = (z**2).sum(1, keepdim=True) - 2 * z @ codebook.t()
+    codes = d.argmax(1) if pick == "max" else d.argmin(1)
+    e = codebook[codes]
+    if not ste:
+        return e, codes
+    if detach_all:
+        return z + (e - z).detach(), codes
+    return z + e - z.detach(), codes  # the codebook receives the gradient too
+
+
+def _q_in_place(z, codebook):
+    out = _q(z, codebook)
+    z.zero_()
+    return out
+
+
+def _q_first_12(z, codebook):  # the notebook's D = 2 written as a number
+    flat = z.reshape(-1, 2)
+    codes = ((flat[:, None, :] - codebook[None]) ** 2).sum(-1).argmin(1)
+    return (flat + (codebook[codes] - flat).detach()).reshape(z.shape), codes
+
+
+WRONG_QUANTIZE = [
+    (lambda z, c: _q(z, c, ste=False), "straight-through estimator"),
+    (lambda z, c: _q(z, c, detach_all=False), "gradient flows from z_q into the codebook"),
+    (lambda z, c: _q(z, c, dist="no_e2"), "left out the ||e_k||^2 term"),
+    (lambda z, c: _q(z, c, pick="max"), "took the farthest code (argmax)"),
+    (lambda z, c: (z, _q(z, c)[1]), "returned z itself"),
+    (lambda z, c: (_q(z, c)[0], _q(z, c)[1].float()), "return integer indices"),
+    (lambda z, c: (z + (c[_q(z, c)[1]] - z), _q(z, c)[1]), "not the identity's"),
+    (lambda z, c: _q(z, c)[0], "should return a pair"),
+    (_q_first_12, "It passed with N=12, D=2, K=6"),
+    (_q_in_place, "modified its input in place"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_QUANTIZE)
+def test_quantize_names_the_mistake(wrong, words):
+    _fails_with(checks.check_quantize(wrong), words)
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_vq_loss_passes_the_reference(seed):
+    assert checks.check_vq_loss(checks.reference_vq_loss, seed=seed)
+
+
+def test_vq_loss_with_explicit_terms_passes():
+    def explicit(z, z_q, beta):
+        return ((z.detach() - z_q) ** 2).mean() + beta * ((z - z_q.detach()) ** 2).mean()
+
+    assert checks.check_vq_loss(explicit)
+
+
+def _loss_in_place(z, z_q, beta):
+    out = checks.reference_vq_loss(z, z_q, beta)
+    z_q.mul_(0)
+    return out
+
+
+def _loss_no_grad(z, z_q, beta):
+    with torch.no_grad():
+        return checks.reference_vq_loss(z, z_q, beta)
+
+
+def _loss_fixed_dim(z, z_q, beta):  # the notebook's D = 2 written as a number
+    return (1 + beta) * ((z - z_q) ** 2).sum() / (len(z) * 2) * 0 + (
+        ((z.detach() - z_q) ** 2).sum() + beta * ((z - z_q.detach()) ** 2).sum()
+    ) / (len(z) * 2)
+
+
+WRONG_LOSS = [
+    (
+        lambda z, q, b: F.mse_loss(z.detach(), q) * b + F.mse_loss(z, q.detach()),
+        "beta weights the codebook term",
+    ),  # beta moved: the same gradients as swapped detaches
+    (
+        lambda z, q, b: F.mse_loss(q.detach(), z) + b * F.mse_loss(z.detach(), q),
+        "stop-gradients are swapped",
+    ),
+    (lambda z, q, b: (1 + b) * F.mse_loss(z, q), "no stop-gradients"),
+    (
+        lambda z, q, b: F.mse_loss(z.detach(), q) + b * F.mse_loss(z.detach(), q),
+        "no gradient reaches z",
+    ),
+    (
+        lambda z, q, b: F.mse_loss(z, q.detach()) + b * F.mse_loss(z, q.detach()),
+        "no gradient reaches z_q",
+    ),
+    (lambda z, q, b: 2 * F.mse_loss(z, q), "forgot beta"),
+    (lambda z, q, b: b * F.mse_loss(z, q.detach()), "kept only the commitment term"),
+    (lambda z, q, b: (1 + b) * ((z - q) ** 2).sum(), "summed instead of averaged"),
+    (lambda z, q, b: (1 + b) * ((z - q) ** 2).sum(1).mean(), "summed over dimensions"),
+    (_loss_fixed_dim, "It passed with N=12, D=2, K=6"),
+    (_loss_no_grad, "carries no gradient"),
+    (lambda z, q, b: checks.reference_vq_loss(z, q, b).detach(), "carries no gradient"),
+    (_loss_in_place, "modified its input in place"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_LOSS)
+def test_vq_loss_names_the_mistake(wrong, words):
+    _fails_with(checks.check_vq_loss(wrong), words)
+
+
+def test_reference_quantize_matches_the_library_quantizer():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(7, 3)
+    z = torch.randn(2, 3, 2, 2)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    z_q, codes = checks.reference_quantize(flat, quantizer.embedding.detach())
+    out = quantizer(z)
+    assert torch.equal(out.codes.flatten(), codes)
+    assert torch.allclose(out.z_q.permute(0, 2, 3, 1).reshape(-1, 3), z_q)

@@ -1,0 +1,137 @@
+"""VQ and FSQ against closed forms: brute-force nearest codes, the straight-through gradient
+is the identity's, the EMA update by hand, FSQ's prod(levels) codes, usage and perplexity."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from coursekit import vq
+
+
+def test_nearest_code_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(50, 3, generator=g)
+    codebook = torch.randn(7, 3, generator=g) * torch.linspace(0.2, 3, 7)[:, None]
+    brute = torch.stack([((z - e) ** 2).sum(1) for e in codebook], 1)  # (50, 7)
+    assert torch.allclose(vq.squared_distances(z, codebook), brute, atol=1e-5)
+    assert torch.equal(vq.nearest_code(z, codebook), brute.argmin(1))
+
+
+def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_the_identity():
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(4, 3, 2, 2, generator=g, requires_grad=True)
+    quantizer = vq.VectorQuantizer(5, 3)
+    out = quantizer(z)
+    flat = z.detach().permute(0, 2, 3, 1).reshape(-1, 3)
+    assert torch.allclose(
+        out.z_q.permute(0, 2, 3, 1).reshape(-1, 3),
+        quantizer.embedding[vq.nearest_code(flat, quantizer.embedding)],
+    )
+    w = torch.randn(z.shape, generator=g)
+    (grad,) = torch.autograd.grad((out.z_q * w).sum(), z)
+    assert torch.allclose(grad, w)
+
+
+def test_losses_put_the_stop_gradients_on_the_right_side():
+    z = torch.randn(6, 2, requires_grad=True)
+    e = torch.randn(6, 2, requires_grad=True)
+    codebook, commitment = vq.vq_loss_terms(z, e)
+    gz_cb, ge_cb = torch.autograd.grad(codebook, (z, e), retain_graph=True, allow_unused=True)
+    gz_cm, ge_cm = torch.autograd.grad(commitment, (z, e), allow_unused=True)
+    assert gz_cb is None and ge_cm is None
+    assert torch.allclose(ge_cb, 2 * (e - z).detach() / z.numel())
+    assert torch.allclose(gz_cm, 2 * (z - e).detach() / z.numel())
+
+
+def test_vq_loss_is_codebook_plus_beta_commitment_and_ema_drops_the_codebook_term():
+    z = torch.randn(3, 4, 2, 2)
+    for ema, expect in [
+        (None, lambda q: q.codebook + 0.3 * q.commitment),
+        (0.9, lambda q: 0.3 * q.commitment),
+    ]:
+        q = vq.VectorQuantizer(6, 4, beta=0.3, ema=ema).eval()(z)
+        assert torch.allclose(q.loss, expect(q))
+
+
+def test_ema_update_against_a_hand_computation():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(3, 2, ema=0.5, eps=0.0)
+    with torch.no_grad():
+        quantizer.embedding.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
+        quantizer.embed_sum.copy_(quantizer.embedding)
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 0.0]])[:, :, None, None]  # codes 0, 0, 1
+    quantizer.train()(z)
+    # N = 0.5 * 1 + 0.5 * (2, 1, 0) = (1.5, 1, 0.5); m = 0.5 * e + 0.5 * sums
+    N = torch.tensor([1.5, 1.0, 0.5])
+    m = 0.5 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.5 * torch.tensor(
+        [[1.0, 1.0], [9.0, 0.0], [0.0, 0.0]]
+    )
+    assert torch.allclose(quantizer.cluster_size, N)
+    assert torch.allclose(quantizer.embedding, m / N[:, None])
+
+
+def test_dead_codes_are_restarted_on_encoder_outputs():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(4, 2, ema=0.5, restart=True, restart_threshold=0.9)
+    with torch.no_grad():
+        quantizer.embedding.copy_(torch.tensor([[0.0, 0.0], [50.0, 0], [0, 50.0], [50.0, 50]]))
+        quantizer.embed_sum.copy_(quantizer.embedding)
+    z = torch.randn(16, 2)[:, :, None, None] * 0.1  # all nearest to code 0
+    quantizer.train()(z)
+    # codes 1..3 fell to count 0.5 < 0.9: each now sits on one of the batch's vectors
+    for k in (1, 2, 3):
+        assert ((z[:, :, 0, 0] - quantizer.embedding[k]).abs().sum(1) < 1e-6).any()
+
+
+@pytest.mark.parametrize("levels", [[3], [4, 3], [5, 2, 3], [8, 5, 5, 5]])
+def test_fsq_has_prod_levels_codes_and_rounds_to_them(levels):
+    fsq = vq.FSQ(levels)
+    assert fsq.num_codes == math.prod(levels)
+    z = torch.randn(512, len(levels), 1, 1) * 3
+    q = fsq(z)
+    codes = q.codes.flatten()
+    assert int(codes.min()) >= 0 and int(codes.max()) < fsq.num_codes
+    half = torch.tensor([L // 2 for L in levels], dtype=torch.float32)
+    scaled = q.z_q[:, :, 0, 0] * half  # integers in -L//2 .. (L-1)//2
+    assert torch.allclose(scaled, scaled.round(), atol=1e-5)
+    assert torch.allclose(fsq.lookup(q.codes), q.z_q)  # the codes index the rounded values
+    grid = torch.tensor(list(itertools.product(*[range(L) for L in levels])), dtype=torch.float32)
+    assert len(
+        torch.unique(fsq.lookup(torch.arange(fsq.num_codes)[:, None, None]).flatten(1), dim=0)
+    ) == len(grid)
+    # rounding is the nearest integer of the bounded value; the gradient is the bound's
+    zz = z.clone().requires_grad_()
+    out = fsq(zz).z_q
+    (g,) = torch.autograd.grad(out.sum(), zz)
+    flat = zz.detach()[:, :, 0, 0]
+    h = flat.clone().requires_grad_()
+    (g_bound,) = torch.autograd.grad((fsq.bound(h) / half).sum(), h)
+    assert torch.allclose(g[:, :, 0, 0], g_bound, atol=1e-6)
+    assert torch.allclose(q.z_q[:, :, 0, 0] * half, torch.round(fsq.bound(flat)))
+
+
+def test_usage_and_perplexity_closed_forms():
+    assert vq.codebook_usage(torch.tensor([0, 1, 1, 3]), 8) == pytest.approx(3 / 8)
+    assert vq.perplexity(torch.arange(8).repeat(5), 8) == pytest.approx(8.0)
+    assert vq.perplexity(torch.zeros(10, dtype=torch.long), 8) == pytest.approx(1.0)
+    p = torch.tensor([0.5, 0.25, 0.25])
+    assert vq.perplexity(torch.tensor([0, 0, 1, 2]), 3) == pytest.approx(
+        math.exp(-(p * p.log()).sum().item())
+    )
+
+
+def test_autoencoder_trains_and_tokens_roundtrip():
+    torch.manual_seed(0)
+    model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3), (1, 8, 8), hidden=8)
+    x = torch.rand(5, 1, 8, 8)
+    codes = model.encode(x)
+    assert codes.shape == (5, 4, 4) and codes.dtype == torch.long
+    assert torch.allclose(model.decode(codes), model.reconstruct(x))
+    with pytest.raises(NotImplementedError, match="TokenPrior"):
+        model.log_prob(x)
+    with pytest.raises(ValueError, match="latent grid"):
+        model.quantizer(torch.randn(3, 3))
+    with pytest.raises(ValueError, match="ema=0.99"):
+        vq.VectorQuantizer(4, 2, restart=True)
