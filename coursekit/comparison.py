@@ -13,7 +13,8 @@ the ✓ / ✗ / ? of the table every course prints:
 - ``class_histogram_kl``: KL(data's class histogram ‖ samples'), in nats, with the classes
   predicted by the evaluation classifier for both sets. A family that drops a class scores
   high; additive smoothing (``pseudo_count``) keeps a missing class finite.
-- ``rate``: a number against two stated thresholds -> "✓", "?" or "✗"; ``None`` -> "n/a".
+- ``rate``: a number against two stated thresholds -> "✓", "?" or "✗"; ``None`` -> "n/a";
+  ``NOT_MEASURED`` ("—") marks a property a family has but that was not measured.
 - ``kendall_tau``: the rank agreement of two seeds' scores of the same families.
 - ``pareto_front``: the models that no other model beats on both cost and quality.
 - ``weighted_ranking``: the families ordered by a weighted count of their ✓ (the widget).
@@ -30,8 +31,9 @@ from torch import Tensor
 
 from coursekit import metrics
 
-GOOD, UNSURE, BAD, NONE = "✓", "?", "✗", "n/a"
-SCORE = {GOOD: 1.0, UNSURE: 0.5, BAD: 0.0, NONE: 0.0}
+GOOD, UNSURE, BAD, NONE, NOT_MEASURED = "✓", "?", "✗", "n/a", "—"
+# a property the family lacks (n/a) counts as missing; one not measured (—) as unknown (?)
+SCORE = {GOOD: 1.0, UNSURE: 0.5, BAD: 0.0, NONE: 0.0, NOT_MEASURED: 0.5}
 
 
 def slerp(z_a: Tensor, z_b: Tensor, ts: Tensor) -> Tensor:
@@ -153,7 +155,8 @@ def weighted_ranking(
 ) -> list[tuple[str, float]]:
     """Families by sum_c weight_c * score(rating_c) / sum_c weight_c, best first.
 
-    Scores: ✓ 1, ? 0.5, ✗ and n/a 0 (a property a family lacks counts as missing).
+    Scores: ✓ 1, ? and — (not measured) 0.5, ✗ and n/a 0 (a property a family lacks counts as
+    missing).
     """
     total = sum(weights.values())
     if total <= 0 or any(w < 0 for w in weights.values()):
