@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from coursekit import autoregressive as ar
 from coursekit import (
     comparison,
     data,
@@ -51,7 +52,6 @@ from coursekit import (
     vae,
     vq,
 )
-from coursekit import autoregressive as ar
 from coursekit import flow_matching as fm
 from coursekit.diffusion import ddpm, schedules
 from coursekit.flows import builders
