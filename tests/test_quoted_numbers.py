@@ -232,6 +232,12 @@ QUOTES = [
     Quote("README", E9, "toy_moons_energy_over_real_p95", "distance 18× the real"),
     Quote("README", E9, "nce_noise_sd2_log_z_error", "within 0.014 nats of the grid"),
     Quote("README", E9, "nce_noise_sd6_log_z_error", "0.093 with sd 6"),
+    # lecture 10
+    Quote("README", "10_families", "fcd_rank_kendall_tau_mean", "Kendall τ 0.90, target"),
+    Quote("README", "10_families", "VAE_fcd_over_floor", "best at 6.7× the floor"),
+    Quote("README", "10_families", "diffusion_fcd_over_floor", "converged (204× and"),
+    Quote("README", "10_families", "flow_matching_fcd_over_floor", "and 189×); lecture"),
+    Quote("README", "10_families", "seconds", "| 396 s | not measured", rel=0.1, field="seconds"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
