@@ -495,10 +495,10 @@ report.record("stall_saturating_mean_error", stall["saturating"])
 report.record(
     "stall_nonsaturating_mean_error",
     stall["non-saturating"],
-    target="< stall_saturating" if cpu else None,
+    target=f"< {stall['saturating']:.4g}" if cpu else None,
 )
 report.record("eightgaussians_modes_plain", modes_plain)
-report.record("eightgaussians_modes_pacgan", modes_packed, target="= 8" if cpu else None)
+report.record("eightgaussians_modes_pacgan", modes_packed, target=">= 8" if cpu else None)
 report.record("wgan_gp_w_vs_fcd_correlation", w_fcd_corr, target="> 0" if cpu else None)
 report.record("likelihood_toy_model_a_high_quality", hq["A"])
 report.record("likelihood_toy_model_b_nll_minus_truth", nll["B"] - nll["truth"])
