@@ -199,7 +199,7 @@ def build_gan(shape, levels, images, seconds, seed):
 
 
 def image_mlp(shape):
-    return fm.ImageMLP(shape, hidden=HIDDEN, depth=3)
+    return networks.ImageMLP(shape, hidden=HIDDEN, depth=3)
 
 
 def build_diffusion(shape, levels, images, seconds, seed):
