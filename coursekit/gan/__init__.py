@@ -32,9 +32,25 @@ from coursekit.gan.stylegan import (
     StyleGenerator,
     mix_styles,
 )  # fmt: skip
+from coursekit.gan.translation import (
+    CycleGAN,
+    PatchCritic,
+    Pix2Pix,
+    Translator,
+    cycle_consistency_loss,
+    edges,
+    thicken,
+)  # fmt: skip
 
 __all__ = [
     "GAN",
+    "CycleGAN",
+    "PatchCritic",
+    "Pix2Pix",
+    "Translator",
+    "cycle_consistency_loss",
+    "edges",
+    "thicken",
     "Inversion",
     "LatentEncoder",
     "MappingNetwork",
