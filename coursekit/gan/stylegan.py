@@ -42,6 +42,10 @@ class MappingNetwork(nn.Module):
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
+        for m in self.net:  # variance-preserving init, so w keeps the scale of z (eq. lr idea)
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, a=0.2)
+                nn.init.zeros_(m.bias)
 
     def forward(self, z: Tensor) -> Tensor:
         z = z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + 1e-8)  # pixel norm
@@ -56,6 +60,8 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k) / (c_in * k * k) ** 0.5)
         self.bias = nn.Parameter(torch.zeros(c_out))
         self.affine = nn.Linear(w_dim, c_in)
+        # unit-variance styles around 1, so that different w give clearly different layers
+        nn.init.normal_(self.affine.weight, std=w_dim**-0.5)
         nn.init.ones_(self.affine.bias)  # styles start at 1: the plain convolution
         self.demodulate, self.pad = demodulate, k // 2
 
