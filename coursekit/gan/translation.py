@@ -9,8 +9,9 @@
   trained on *unpaired* sets, with the cycle-consistency loss (eq. 2)
   ||F(G(a)) - a||_1 + ||G(F(b)) - b||_1 (weight 10) so that translation keeps the content.
 - **BicycleGAN** (Zhu et al. 2017b): pix2pix ignores a noise input (the L1 term rewards the one
-  mean answer), so a noise z is fed in *and* recovered from the output, E(G(a, z)) ~ z (the
-  cLR-GAN half of BicycleGAN, eq. 6), which forces different z to give different outputs.
+  mean answer). BicycleGAN encodes the target, z ~ E(b), and reconstructs b from G(a, z)
+  (cVAE-GAN, eq. 5), and also draws z ~ N(0, I) and recovers it from the output,
+  E(G(a, z)) ~ z (cLR-GAN, eq. 6), which forces different z to give different outputs.
 
 ``Pix2Pix`` and ``CycleGAN`` train themselves through ``train.fit`` (``train_step``) on the
 tuple ``(a, b)``: paired for pix2pix, two independently shuffled domains for CycleGAN. The
@@ -109,8 +110,13 @@ def _step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
 class Pix2Pix(nn.Module):
     """pix2pix on pairs ``(a, b)``: G(a) -> b, patch critic D on (a, b) stacked as channels.
 
-    ``noise_dim`` > 0 with ``latent_regression`` > 0 is the cLR half of BicycleGAN: G(a, z),
-    and an encoder E recovers z from G(a, z) with weight ``latent_regression``.
+    ``noise_dim`` > 0 alone: pix2pix with a noise input G(a, z) (which it learns to ignore).
+    With ``latent_regression`` > 0 as well: BicycleGAN (Zhu et al. 2017b) at small scale, an
+    encoder E(b) -> (mu, log var) and two paths per step:
+
+    - cVAE-GAN: z ~ E(b), G(a, z) must match b (L1) and fool D; KL(E(b) || N(0, I)) * ``kl``;
+    - cLR-GAN: z ~ N(0, I), G(a, z) must fool D, and E must recover z from it:
+      ``latent_regression`` * |mu(G(a, z)) - z|, which makes the output depend on z.
     """
 
     def __init__(
@@ -121,18 +127,24 @@ class Pix2Pix(nn.Module):
         lr: float = 2e-4,
         noise_dim: int = 0,
         latent_regression: float = 0.0,
+        kl: float = 0.01,
     ):
         super().__init__()
         self.G = Translator(c, c, width, noise_dim)
         self.D = PatchCritic(2 * c, width)
-        self.l1, self.noise_dim, self.latent_regression = l1, noise_dim, latent_regression
+        self.l1, self.noise_dim, self.latent_regression, self.kl = (
+            l1,
+            noise_dim,
+            latent_regression,
+            kl,
+        )
         self.E = None
         if noise_dim and latent_regression:
             self.E = nn.Sequential(
-                nn.Conv2d(2 * c, width, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.Flatten(), nn.LazyLinear(noise_dim),
+                nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2),
+                nn.Flatten(), nn.LazyLinear(2 * noise_dim),
             )  # fmt: skip
-            self.E(torch.zeros(1, 2 * c, 8, 8))  # materialise the lazy layer for 8x8 images
+            self.E(torch.zeros(1, c, 8, 8))  # materialise the lazy layer for 8x8 images
         self.g_opt = torch.optim.Adam(
             [*self.G.parameters(), *(self.E.parameters() if self.E is not None else [])],
             lr, betas=(0.5, 0.999),
@@ -140,29 +152,42 @@ class Pix2Pix(nn.Module):
         self.d_opt = _adam(self.D, lr)
 
     def translate(self, a: Tensor, z: Tensor | None = None) -> Tensor:
+        """G(a), or G(a, z) with z ~ N(0, I) unless given (noise_dim > 0)."""
         if self.noise_dim and z is None:
             z = torch.randn(a.shape[0], self.noise_dim, device=a.device)
         return self.G(a, z)
 
+    def encode(self, b: Tensor) -> tuple[Tensor, Tensor]:
+        """BicycleGAN's encoder: (mu, log var), each (B, noise_dim)."""
+        return self.E(b).chunk(2, dim=1)
+
     def train_step(self, batch: tuple[Tensor, Tensor], step: int) -> dict[str, Tensor]:
         a, b = batch
+        terms: dict[str, Tensor] = {}
         z = torch.randn(a.shape[0], self.noise_dim, device=a.device) if self.noise_dim else None
+        if self.E is not None:  # BicycleGAN: the cVAE path reconstructs b from its own code
+            mu, logvar = self.encode(b)
+            z_rand = z
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         fake = self.G(a, z)
-        # the critic's step: the fake detached (no gradient into G)
-        d_loss = losses.d_gan(
-            self.D(torch.cat([a, b], 1)), self.D(torch.cat([a, fake.detach()], 1))
-        )
+        fakes = [fake] if self.E is None else [fake, self.G(a, z_rand)]
+        # the critic's step: the fakes detached (no gradient into G)
+        real_logit = self.D(torch.cat([a, b], 1))
+        d_loss = sum(
+            losses.d_gan(real_logit, self.D(torch.cat([a, f.detach()], 1))) for f in fakes
+        ) / len(fakes)
         _step(self.d_opt, d_loss)
         # the generator's step: fool D on the pair, stay within L1 of the target
         self.D.requires_grad_(False)
-        adv = losses.g_nonsaturating(self.D(torch.cat([a, fake], 1)))
+        adv = sum(losses.g_nonsaturating(self.D(torch.cat([a, f], 1))) for f in fakes)
         l1 = (fake - b).abs().mean()
         g_loss = adv + self.l1 * l1
-        terms = {"d_loss": d_loss.detach(), "g_adv": adv.detach(), "g_l1": l1.detach()}
+        terms.update(d_loss=d_loss.detach(), g_adv=adv.detach(), g_l1=l1.detach())
         if self.E is not None:
-            z_rec = (self.E(torch.cat([a, fake], 1)) - z).abs().mean()
-            g_loss = g_loss + self.latent_regression * z_rec
-            terms["g_z_rec"] = z_rec.detach()
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+            z_rec = (self.encode(fakes[1])[0] - z_rand).abs().mean()  # cLR: recover z
+            g_loss = g_loss + self.kl * kl + self.latent_regression * z_rec
+            terms.update(g_kl=kl.detach(), g_z_rec=z_rec.detach())
         _step(self.g_opt, g_loss)
         self.D.requires_grad_(True)
         return terms
