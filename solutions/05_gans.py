@@ -107,10 +107,11 @@ for ax, (k, s) in zip(
 plt.show()
 
 # %% [markdown]
-# You should see model A's test NLL within about 4.6 nats of the truth's while only a few
-# percent of its samples are high quality, and model B with (nearly) all samples high quality
-# but a test NLL hundreds of nats worse. Neither number alone ranks models: GANs give up the
-# likelihood and are judged by sample metrics (FCD, precision/recall, memorisation).
+# You should see model A's test NLL 2.9 nats above the truth's (within the $\log 100$ bound)
+# while only 7% of its samples are high quality, and model B with 99% of its samples high quality
+# but a test NLL 22.6 nats worse: the test points fall between its tiny kernels. Neither
+# number alone ranks models: GANs give up the likelihood and are judged by sample metrics
+# (FCD, precision/recall, memorisation).
 #
 # ## 2. The minimax game
 #
@@ -171,14 +172,17 @@ plt.show()
 # %% [markdown]
 # A run shows the stall. Data $\mathcal N(4, 0.5^2)$ in 1-D, a generator that starts at
 # $\mathcal N(0, 1)$ and a discriminator that gets five updates per generator update: the
-# discriminator quickly wins, and only the non-saturating generator escapes.
+# discriminator quickly wins, and only the non-saturating generator escapes. The generator
+# steps with plain SGD here. Adam divides each gradient by its running RMS, which undoes a
+# uniformly small gradient: the third run below gives the saturating generator Adam, and the
+# stall mostly disappears (on real problems it shows as slower, noisier progress).
 
 # %%
 STALL_STEPS = utils.pick(smoke=100, cpu=3000, gpu=3000)
 stall_data = 4.0 + 0.5 * torch.randn(8192, 1, generator=torch.Generator().manual_seed(1))
 
 
-def gaussian_gan(g_loss, seed=0, steps=STALL_STEPS):
+def gaussian_gan(g_loss, g_opt="sgd", seed=0, steps=STALL_STEPS):
     torch.manual_seed(seed)
     G = gan.MLPGenerator(4, (1,), hidden=32, depth=2)
     D = gan.MLPCritic(1, hidden=32, depth=2)
@@ -189,7 +193,11 @@ def gaussian_gan(g_loss, seed=0, steps=STALL_STEPS):
         gan.d_gan,
         n_critic=5,
         noise=train.gaussian_noise(4),
-        g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
+        g_opt=(
+            torch.optim.SGD(G.parameters(), 1e-2)  # no rescaling of small gradients
+            if g_opt == "sgd"
+            else torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999))
+        ),
         d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)),
     )
     hist = train.fit(adv, stall_data, steps=steps, batch_size=128, progress=False, device=DEV)
@@ -198,14 +206,19 @@ def gaussian_gan(g_loss, seed=0, steps=STALL_STEPS):
 
 
 stall = {}
-for name, loss in [("saturating", gan.g_saturating), ("non-saturating", gan.g_nonsaturating)]:
-    mean, hist = gaussian_gan(loss)
+for name, loss, opt in [
+    ("saturating", gan.g_saturating, "sgd"),
+    ("non-saturating", gan.g_nonsaturating, "sgd"),
+    ("saturating, Adam", gan.g_saturating, "adam"),
+]:
+    mean, hist = gaussian_gan(loss, opt)
     stall[name] = abs(mean - 4.0)
-    print(f"{name:>15}: generated mean {mean:.2f} (data 4.00), |error| {stall[name]:.2f}")
+    print(f"{name:>16}: generated mean {mean:.2f} (data 4.00), |error| {stall[name]:.2f}")
 
 # %% [markdown]
-# You should see the saturating generator stay far from the data's mean of 4 while the
-# non-saturating one reaches it: same game, same fixed point, different gradients.
+# You should see the saturating generator stay far from the data's mean of 4 (its mean
+# moves to about 0.2) while the non-saturating one reaches it (error 0.02): same game, same
+# fixed point, different gradients.
 #
 # ## 3. Mode collapse
 #
@@ -257,11 +270,19 @@ for ax, pack in zip(axes, (1, 4)):
 plt.show()
 modes_plain = float(np.mean([c["modes"] for c in coverage[1]]))
 modes_packed = float(np.mean([c["modes"] for c in coverage[4]]))
+quality_plain = float(np.mean([c["high_quality"] for c in coverage[1]]))
+quality_packed = float(np.mean([c["high_quality"] for c in coverage[4]]))
 
 # %% [markdown]
-# You should see the mean number of modes covered printed for both: the packed discriminator
-# is the remedy when it covers more modes than the plain one (the recorded numbers at the end
-# say whether it did on this run).
+# On this run the remedy has nothing to remedy: the plain GAN covers all 8 modes on all
+# three seeds (high-quality fractions 0.98, 0.95, 0.98), and so does the packed one, with
+# fewer samples on the modes (0.94, 0.88, 0.93): packing costs a little precision. Mode
+# collapse is real but not guaranteed: it depends on the learning rates, the networks and
+# how long you train. We also tried the narrower rings of the unrolled-GAN paper (8 modes of
+# std 0.02 or 0.05 at radius 2): there *both* GANs dropped modes at this budget, and the
+# packed one dropped more. The recorded numbers below keep the issue's target (fewer modes
+# without the remedy) and show it as not met. Try a larger learning rate for the generator,
+# or fewer discriminator units, and watch the plain GAN's modes hop from seed to seed.
 #
 # ## 4. DCGAN on digits
 #
@@ -344,10 +365,14 @@ plot.image_grid(dcgan.sample(64, generator=torch.Generator().manual_seed(0)), ti
 plt.show()
 
 # %% [markdown]
-# You should see the DCGAN's FCD ratio and recall above. A small DCGAN without regularisation
-# is fragile: nothing keeps the discriminator's gradients well behaved, so once it separates
-# the (few, small) real digits from the fakes its gradients become uninformative and the
-# generator may collapse onto a few shapes (low recall). Section 5's penalties fix exactly this.
+# You should see the DCGAN at 0.89× the real-vs-real floor with recall 0.99 and a near-copy
+# fraction of 0.013: on this run the best GAN of the lecture, with no penalty at all. The
+# architecture is doing the work: batch norm in the generator keeps its features scaled,
+# and the strided convolutions share weights across positions, so the discriminator cannot
+# single out pixels. Nothing *guarantees* it, though: nothing keeps the discriminator's
+# gradients well behaved, and small DCGANs are known to collapse from one seed to the next.
+# Section 5 takes the architecture away (MLPs for both players) and shows what the losses
+# and penalties do on their own.
 #
 # ## 5. Wasserstein GANs: clipping, then the gradient penalty
 #
@@ -449,10 +474,11 @@ for ax, (name, m) in zip(axes, mlp_models.items()):
 plt.show()
 
 # %% [markdown]
-# You should see the penalised GANs (R1, WGAN-GP) with the lowest FCD ratio and a high
-# recall, the clipped WGAN behind them (clipping at 0.01 leaves a weak critic), and the
-# unregularised GAN behind or unstable. The critic's estimate of $W_1$ against the FCD during
-# WGAN-GP training:
+# You should see the penalised GANs well ahead: R1 at 1.48× the floor (recall 0.91),
+# WGAN-GP at 2.53× (recall 0.85). The unregularised MLP GAN collapsed: 13.4× with recall
+# 0.007, its samples a handful of shapes. The clipped WGAN is worst, 28× with recall 0:
+# clipping every weight to 0.01 leaves a critic too weak to tell digits apart. The critic's
+# estimate of $W_1$ against the FCD during WGAN-GP training:
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.3))
@@ -474,7 +500,7 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # You should see the points (numbered in training order) move down and to the left: as the
 # critic's Wasserstein estimate falls, so does the FCD. Unlike the JS-based discriminator
 # loss, which sits near $2 \log 2$ whatever the sample quality, $\hat W$ is a usable
-# training curve (a positive correlation above).
+# training curve (a correlation of 0.97 on this run).
 #
 # ## Recorded numbers
 
@@ -491,15 +517,21 @@ for name, row in rows.items():
     key = name.lower().replace(" + ", "_").replace(", ", "_").replace("-", "_").replace(" ", "_")
     report.record(f"digits_{key}_fcd_over_floor", row.fcd_ratio)
     report.record(f"digits_{key}_recall", row.recall)
-report.record("stall_saturating_mean_error", stall["saturating"])
+report.record("stall_saturating_mean_error", stall["saturating"], target="> 1" if cpu else None)
+report.record("stall_saturating_adam_mean_error", stall["saturating, Adam"])
 report.record(
     "stall_nonsaturating_mean_error",
     stall["non-saturating"],
-    target="< stall_saturating" if cpu else None,
+    target=f"< {stall['saturating']:.4g}" if cpu else None,
 )
-report.record("eightgaussians_modes_plain", modes_plain)
-report.record("eightgaussians_modes_pacgan", modes_packed, target="= 8" if cpu else None)
+report.record("eightgaussians_modes_plain", modes_plain, target="< 8" if cpu else None)
+report.record("eightgaussians_modes_pacgan", modes_packed, target=">= 8" if cpu else None)
+report.record("eightgaussians_high_quality_plain", quality_plain)
+report.record("eightgaussians_high_quality_pacgan", quality_packed)
 report.record("wgan_gp_w_vs_fcd_correlation", w_fcd_corr, target="> 0" if cpu else None)
 report.record("likelihood_toy_model_a_high_quality", hq["A"])
+report.record("likelihood_toy_model_a_nll_minus_truth", nll["A"] - nll["truth"],
+              target=f"<= {math.log(100):.4f}" if cpu else None)  # fmt: skip
 report.record("likelihood_toy_model_b_nll_minus_truth", nll["B"] - nll["truth"])
-report.record("lecture_seconds", time.perf_counter() - LECTURE_START)
+report.record("lecture_seconds", time.perf_counter() - LECTURE_START,
+              target="<= 300" if cpu else None)  # fmt: skip
