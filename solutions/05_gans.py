@@ -175,7 +175,7 @@ plt.show()
 # discriminator quickly wins, and only the non-saturating generator escapes. The generator
 # steps with plain SGD here. Adam divides each gradient by its running RMS, which undoes a
 # uniformly small gradient: the third run below gives the saturating generator Adam, and the
-# stall mostly disappears (on real problems it shows as slower, noisier progress).
+# stall disappears (error 0.07; on real problems it shows as slower, noisier progress).
 
 # %%
 STALL_STEPS = utils.pick(smoke=100, cpu=3000, gpu=3000)
@@ -216,8 +216,8 @@ for name, loss, opt in [
     print(f"{name:>16}: generated mean {mean:.2f} (data 4.00), |error| {stall[name]:.2f}")
 
 # %% [markdown]
-# You should see the saturating generator stay far from the data's mean of 4 (its mean
-# moves to about 0.2) while the non-saturating one reaches it (error 0.02): same game, same
+# You should see the saturating generator stay far from the data's mean of 4 (its error
+# stays at 3.8) while the non-saturating one reaches it (error 0.02): same game, same
 # fixed point, different gradients.
 #
 # ## 3. Mode collapse
@@ -275,8 +275,8 @@ quality_packed = float(np.mean([c["high_quality"] for c in coverage[4]]))
 
 # %% [markdown]
 # On this run the remedy has nothing to remedy: the plain GAN covers all 8 modes on all
-# three seeds (high-quality fractions 0.98, 0.95, 0.98), and so does the packed one, with
-# fewer samples on the modes (0.94, 0.88, 0.93): packing costs a little precision. Mode
+# three seeds (a mean high-quality fraction of 0.97), and so does the packed one, with fewer
+# samples on the modes (0.92): packing costs a little precision. Mode
 # collapse is real but not guaranteed: it depends on the learning rates, the networks and
 # how long you train. We also tried the narrower rings of the unrolled-GAN paper (8 modes of
 # std 0.02 or 0.05 at radius 2): there *both* GANs dropped modes at this budget, and the

@@ -194,3 +194,65 @@ def test_gradient_penalty_norm_per_pixel_fails_only_on_images():
     # on 2-D inputs norm(dim=1) is right; the image-shaped case is what catches it
     result = checks.check_gradient_penalty(lambda c, r, f, e: checks._gp(c, r, f, e, dims="dim1"))
     _fails_with(result, "(6, 1, 4, 4)")
+
+
+# ----------------------------------------------------------------------------- cycle consistency
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cycle_loss_passes_the_reference(seed):
+    assert checks.check_cycle_loss(checks.reference_cycle_loss, seed=seed)
+
+
+def test_cycle_loss_written_with_l1_loss_passes():
+    def cyc(G_ab, G_ba, a, b):
+        return F.l1_loss(G_ba(G_ab(a)), a) + F.l1_loss(G_ab(G_ba(b)), b)
+
+    assert checks.check_cycle_loss(cyc)
+
+
+def _cyc_in_place(G_ab, G_ba, a, b):
+    out = checks.reference_cycle_loss(G_ab, G_ba, a, b)
+    a.mul_(0)
+    return out
+
+
+def _cyc_half_detached(G_ab, G_ba, a, b):  # the second translator's output detached
+    return (G_ba(G_ab(a)).detach() - a).abs().mean() + (G_ab(G_ba(b).detach()) - b).abs().mean()
+
+
+def _cyc_fixed_batch(G_ab, G_ba, a, b):  # the notebook's batch of 4 written as a number
+    return (G_ba(G_ab(a)) - a).abs().flatten(1).mean(1).sum() / 4 + (G_ab(G_ba(b)) - b).abs().mean()
+
+
+WRONG_CYCLE = [
+    (lambda G, F_, a, b: (F_(G(a)) - a).abs().mean(), "only the A -> B -> A cycle"),
+    (lambda G, F_, a, b: (G(F_(b)) - b).abs().mean(), "only the B -> A -> B cycle"),
+    (
+        lambda G, F_, a, b: (F_(G(a)) - a).pow(2).mean() + (G(F_(b)) - b).pow(2).mean(),
+        "squared error",
+    ),
+    (
+        lambda G, F_, a, b: (G(G(a)) - a).abs().mean() + (F_(F_(b)) - b).abs().mean(),
+        "composed a translator with itself",
+    ),
+    (
+        lambda G, F_, a, b: (G(a) - a).abs().mean() + (F_(b) - b).abs().mean(),
+        "translate there and back",
+    ),
+    (
+        lambda G, F_, a, b: (F_(G(a)) - a).abs().sum() + (G(F_(b)) - b).abs().sum(),
+        "summed over the elements",
+    ),
+    (lambda G, F_, a, b: checks.reference_cycle_loss(G, F_, a, b) / 2, "their sum"),
+    (_cyc_fixed_batch, "It passed with B=4, C=1, H=4"),
+    (_cyc_half_detached, "wrong gradient"),
+    (lambda G, F_, a, b: checks.reference_cycle_loss(G, F_, a, b).detach(), "carries no gradient"),
+    (_cyc_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_CYCLE)
+def test_cycle_loss_names_the_mistake(wrong, words):
+    _fails_with(checks.check_cycle_loss(wrong), words)

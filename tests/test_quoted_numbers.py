@@ -47,6 +47,7 @@ class Quote:
 D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
 F = "08_flow_matching"
 E9 = "09_energy_models"
+G5 = "05_gans"
 
 QUOTES = [
     # lecture 01
@@ -266,6 +267,37 @@ QUOTES = [
     Quote("README", F, "toy_moons_energy_over_real_p95", "toy energy 0.20× (moons)"),
     Quote("README", F, "toy_8gaussians_energy_over_real_p95", "and 1.2× (8 gaussians"),
     Quote("README", F, "seconds", "| 361 s |", rel=0.1, field="seconds"),
+    # lecture 05 (its text, then its README row)
+    Quote(G5, G5, "likelihood_toy_model_a_nll_minus_truth", "test NLL 2.9 nats above"),
+    Quote(G5, G5, "likelihood_toy_model_a_high_quality", "only 7% of its samples"),
+    Quote(G5, G5, "likelihood_toy_model_b_nll_minus_truth", "NLL 22.6 nats worse"),
+    Quote(G5, G5, "stall_saturating_adam_mean_error", "disappears (error 0.07;"),
+    Quote(G5, G5, "stall_saturating_mean_error", "stays at 3.8) while"),
+    Quote(G5, G5, "stall_nonsaturating_mean_error", "reaches it (error 0.02)"),
+    Quote(G5, G5, "eightgaussians_high_quality_plain", "fraction of 0.97), and"),
+    Quote(G5, G5, "eightgaussians_high_quality_pacgan", "on the modes (0.92): packing"),
+    Quote(G5, G5, "digits_dcgan_fcd_over_floor", "the DCGAN at 0.89× the"),
+    Quote(G5, G5, "digits_dcgan_recall", "with recall 0.99 and a"),
+    Quote(G5, G5, "best_gan_memorisation", "fraction of 0.013: on"),
+    Quote(G5, G5, "digits_non_saturating_r1_fcd_over_floor", "R1 at 1.48× the floor"),
+    Quote(G5, G5, "digits_non_saturating_r1_recall", "(recall 0.91),"),
+    Quote(G5, G5, "digits_wgan_gp_fcd_over_floor", "WGAN-GP at 2.53× (recall"),
+    Quote(G5, G5, "digits_wgan_gp_recall", "(recall 0.85). The"),
+    Quote(G5, G5, "digits_non_saturating_fcd_over_floor", "collapsed: 13.4× with"),
+    Quote(G5, G5, "digits_non_saturating_recall", "recall 0.007, its"),
+    Quote(G5, G5, "digits_wgan_clipping_fcd_over_floor", "is worst, 28× with"),
+    Quote(G5, G5, "wgan_gp_w_vs_fcd_correlation", "a correlation of 0.97 on"),
+    Quote("README", G5, "best_gan_fcd_over_floor", "DCGAN **0.89× the floor**"),
+    Quote("README", G5, "best_gan_recall", "recall 0.99, 1.3% near"),
+    Quote("README", G5, "best_gan_memorisation", "1.3% near-copies"),
+    Quote("README", G5, "digits_non_saturating_r1_fcd_over_floor", "R1 1.48×"),
+    Quote("README", G5, "digits_wgan_gp_fcd_over_floor", "WGAN-GP 2.53×"),
+    Quote("README", G5, "digits_non_saturating_fcd_over_floor", "alone 13.4× (recall"),
+    Quote("README", G5, "digits_wgan_clipping_fcd_over_floor", "clipping 28×"),
+    Quote("README", G5, "stall_saturating_mean_error", "mean error 3.8 against"),
+    Quote("README", G5, "stall_nonsaturating_mean_error", "against 0.02"),
+    Quote("README", G5, "wgan_gp_w_vs_fcd_correlation", "correlation 0.97"),
+    Quote("README", G5, "seconds", "| 618 s |", rel=0.1, field="seconds"),
     # lecture 09
     Quote(E9, E9, "ula_variance_bias_eps_0.5", "in the cpu run it was 0.34 above 1"),
     Quote(E9, E9, "mala_variance_bias_eps_0.5", "(off by 0.0006) at the price"),

@@ -11,6 +11,9 @@ probability "real" is sigmoid(D(x)), and log sigmoid(l) = -softplus(-l).
   at x_hat = eps x + (1 - eps) G(z) with one eps per sample, the norm over every non-batch
   dimension, differentiable in the critic's parameters (create_graph=True). Checked on 2-D and
   image-shaped inputs, so a norm over the wrong dimensions fails.
+- ``check_cycle_loss(fn)``: ``fn(G_ab, G_ba, a, b)``, CycleGAN's cycle-consistency loss
+  ||G_ba(G_ab(a)) - a||_1 + ||G_ab(G_ba(b)) - b||_1, each term a mean over its elements,
+  differentiable in both translators; the two domains' batches differ in size.
 
 Every check runs on cases that differ in every size (batch B, data width X, latent Z; channels
 C, height H, width W); ``seed=0`` starts with the notebook's inputs.
@@ -212,4 +215,56 @@ def check_gradient_penalty(fn: Callable[..., Tensor], *, seed: int = 0) -> check
                     "penalty can be backpropagated into the critic's weights",
                 )
                 ex.grad(out, reference_gradient_penalty, what=what)
+    return ex.result
+
+
+def reference_cycle_loss(G_ab: nn.Module, G_ba: nn.Module, a: Tensor, b: Tensor) -> Tensor:
+    return ref.cycle_consistency_loss(G_ab, G_ba, a, b)
+
+
+class _Translator(nn.Module):
+    """A smooth nonlinear per-pixel map of images (B, C, H, W): x -> tanh(1x1 conv) + x."""
+
+    def __init__(self, c: int, g: torch.Generator):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(self.conv(x)) + x
+
+
+def check_cycle_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.Result:
+    """``fn(G_ab, G_ba, a, b) -> scalar``: the cycle-consistency loss (L1, means)."""
+    cases = check.sizes(seed, B=(4, 3, range(2, 9)), C=(1, 2, range(1, 4)), H=(4, 5, range(2, 7)))
+    with check.exercise("cycle-consistency loss", success="both cycles, L1, means") as ex:
+        for case in ex.cases(cases):
+            g = case.generator(0)
+            G_ab, G_ba = _Translator(case.C, g), _Translator(case.C, g)
+            a = torch.rand(case.B, case.C, case.H, case.H, generator=g)
+            b = torch.rand(case.B + 1, case.C, case.H, case.H, generator=g)  # unpaired sizes
+            with torch.no_grad():
+                ra, rb = G_ba(G_ab(a)) - a, G_ab(G_ba(b)) - b
+                expected = ra.abs().mean() + rb.abs().mean()
+                hints = {
+                    "kept only the A -> B -> A cycle: add ||G_ab(G_ba(b)) - b||_1": ra.abs().mean(),
+                    "kept only the B -> A -> B cycle: add ||G_ba(G_ab(a)) - a||_1": rb.abs().mean(),
+                    "used the squared error: the cycle loss is L1, |.|": ra.pow(2).mean()
+                    + rb.pow(2).mean(),
+                    "composed a translator with itself: the cycle is G_ba(G_ab(a)), not "
+                    "G_ab(G_ab(a))": (G_ab(G_ab(a)) - a).abs().mean()
+                    + (G_ba(G_ba(b)) - b).abs().mean(),
+                    "compared one translation with the input, ||G_ab(a) - a||: translate there "
+                    "and back before comparing": (G_ab(a) - a).abs().mean()
+                    + (G_ba(b) - b).abs().mean(),
+                    "summed over the elements: average each term (mean)": ra.abs().sum()
+                    + rb.abs().sum(),
+                    "averaged the two terms: the loss is their sum": expected / 2,
+                }
+            out = ex.call(fn, G_ab, G_ba, a, b, grad=(0, 1))
+            ex.tensor(out, shape=(), what="your loss")
+            ex.close(out, expected, what="your loss", hints=hints)
+            ex.grad(out, reference_cycle_loss, what="your loss")
     return ex.result

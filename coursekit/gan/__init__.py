@@ -3,6 +3,7 @@
 Everything trains through ``train.Adversarial`` + ``train.fit``; see ``coursekit.train``.
 """
 
+from coursekit.gan.inversion import Inversion, LatentEncoder, invert
 from coursekit.gan.losses import (
     d_gan,
     d_hinge,
@@ -23,9 +24,42 @@ from coursekit.gan.penalties import (
     r1_penalty,
     wgan_gp,
 )  # fmt: skip
+from coursekit.gan.stylegan import (
+    MappingNetwork,
+    ModulatedConv2d,
+    NoiseInjection,
+    StyleGAN,
+    StyleGenerator,
+    mix_styles,
+)  # fmt: skip
+from coursekit.gan.translation import (
+    CycleGAN,
+    PatchCritic,
+    Pix2Pix,
+    Translator,
+    cycle_consistency_loss,
+    edges,
+    thicken,
+)  # fmt: skip
 
 __all__ = [
     "GAN",
+    "CycleGAN",
+    "PatchCritic",
+    "Pix2Pix",
+    "Translator",
+    "cycle_consistency_loss",
+    "edges",
+    "thicken",
+    "Inversion",
+    "LatentEncoder",
+    "MappingNetwork",
+    "ModulatedConv2d",
+    "NoiseInjection",
+    "StyleGAN",
+    "StyleGenerator",
+    "invert",
+    "mix_styles",
     "DCCritic",
     "DCGenerator",
     "MLPCritic",
