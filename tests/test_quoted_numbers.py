@@ -48,6 +48,7 @@ D, V, A, G = "01_divergences", "02_vae", "03_autoregressive", "06_diffusion"
 F = "08_flow_matching"
 E9 = "09_energy_models"
 G5 = "05_gans"
+C10 = "10_families"
 
 QUOTES = [
     # lecture 01
@@ -345,12 +346,47 @@ QUOTES = [
     Quote("README", E9, "jem_fcd_over_floor", "JEM samples FCD 4.13×"),
     Quote("README", E9, "nce_noise_sd2_log_z_error", "within 0.056 nats of the grid"),
     Quote("README", E9, "nce_noise_sd6_log_z_error", "0.060 with sd 6"),
-    # lecture 10
-    Quote("README", "10_families", "fcd_rank_kendall_tau_mean", "Kendall τ 0.90, target"),
-    Quote("README", "10_families", "VAE_fcd_over_floor", "best at 6.7× the floor"),
-    Quote("README", "10_families", "diffusion_fcd_over_floor", "converged (204× and"),
-    Quote("README", "10_families", "flow_matching_fcd_over_floor", "and 189×); lecture"),
-    Quote("README", "10_families", "seconds", "| 396 s | not measured", rel=0.1, field="seconds"),
+    # lecture 10 (its text, then its README row)
+    Quote(C10, C10, "VAE_fcd_over_floor", "the VAE best at 7.55× the floor"),
+    Quote(C10, C10, "VAE_fcd_over_floor_seed_std", "(± 0.67 over the seeds)"),
+    Quote(C10, C10, "GAN_fcd_over_floor", "then the GAN (13.7×)"),
+    Quote(C10, C10, "flow_fcd_over_floor", "and the flow (15.7×), the"),
+    Quote(C10, C10, "autoregressive_fcd_over_floor", "autoregressive model (27.8×)"),
+    Quote(C10, C10, "VQ_prior_fcd_over_floor", "the token model (37.2×) and"),
+    Quote(C10, C10, "EBM_fcd_over_floor", "the EBM (52.8×), and"),
+    Quote(C10, C10, "diffusion_fcd_over_floor", "far behind at 215× with"),
+    Quote(C10, C10, "flow_matching_fcd_over_floor", "far behind at 215× with"),
+    Quote(C10, C10, "diffusion_recall", "with recall 0: after"),
+    Quote(C10, C10, "fcd_rank_kendall_tau_mean", "Kendall τ of 0.86 between"),
+    Quote(C10, C10, "VQ_prior_fcd_half_over_full_budget", "ratio fell 6.0-fold"),
+    Quote(C10, C10, "GAN_fcd_half_over_full_budget", "the GAN (4.8-fold)"),
+    Quote(C10, C10, "flow_fcd_half_over_full_budget", "the flow (2.2), the"),
+    Quote(C10, C10, "autoregressive_fcd_half_over_full_budget", "autoregressive model (1.8)"),
+    Quote(C10, C10, "VAE_fcd_half_over_full_budget", "the VAE (1.5) are"),
+    Quote(C10, C10, "diffusion_fcd_half_over_full_budget", "Diffusion (1.06), flow"),
+    Quote(C10, C10, "flow_matching_fcd_half_over_full_budget", "flow matching (1.05) and"),
+    Quote(C10, C10, "EBM_fcd_half_over_full_budget", "the EBM (1.06) are on"),
+    Quote(C10, C10, "diffusion_latent_path_ratio", "diffusion (1.11) and"),
+    Quote(C10, C10, "flow_matching_latent_path_ratio", "flow matching (1.10) score"),
+    Quote(C10, C10, "VAE_latent_path_ratio", "The VAE (1.30), the"),
+    Quote(C10, C10, "GAN_latent_path_ratio", "GAN (1.27) and"),
+    Quote(C10, C10, "flow_latent_path_ratio", "the flow (1.26), whose"),
+    Quote(C10, C10, "VAE_mig", "with MIG 0.118 and"),
+    Quote(C10, C10, "flow_mig", "(flow 0.002, token"),
+    Quote(C10, C10, "VQ_prior_mig", "token model 0.006, flow"),
+    Quote(C10, C10, "flow_matching_mig", "flow matching 0.008). Only"),
+    Quote(C10, C10, "GAN_recall", "recall 0.81 and a class KL"),
+    Quote(C10, C10, "GAN_class_kl", "class KL of 0.054, just"),
+    Quote(C10, C10, "flow_recall", "recall 0.86 and class KL"),
+    Quote(C10, C10, "flow_class_kl", "class KL 0.046. Maximum"),
+    Quote(C10, C10, "flow_mig", "MIG 0.002, for the reason"),
+    Quote(C10, C10, "flow_matching_test_bpd", "ODE estimate (2262 bits/dim)"),
+    Quote("README", C10, "fcd_rank_kendall_tau_mean", "Kendall τ 0.86, target"),
+    Quote("README", C10, "VAE_fcd_over_floor", "best at 7.5× the floor"),
+    Quote("README", C10, "diffusion_fcd_over_floor", "plateau (215× and"),
+    Quote("README", C10, "flow_matching_fcd_over_floor", "and 215×, recall 0)"),
+    Quote("README", C10, "VQ_prior_fcd_half_over_full_budget", "FCD fell 6.0-fold over"),
+    Quote("README", C10, "seconds", "| 568 s | not measured", rel=0.1, field="seconds"),
 ]
 
 # a number not glued to a word ("IWAE-1000", "x0" hold none): optional minus, decimals, e-notation
