@@ -230,7 +230,7 @@ for name, loss, opt in [
 # visible in a single pack.
 
 # %%
-MODE_STEPS = utils.pick(smoke=60, cpu=2500, gpu=5000)
+MODE_STEPS = utils.pick(smoke=60, cpu=800, gpu=5000)
 SEEDS = utils.pick(smoke=[0], cpu=[0, 1, 2], gpu=[0, 1, 2])
 toy_big = data.toy_2d("8gaussians", 20_000, seed=4)
 
@@ -502,6 +502,112 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # loss, which sits near $2 \log 2$ whatever the sample quality, $\hat W$ is a usable
 # training curve (a correlation of 0.97 on this run).
 #
+# ## 6. StyleGAN ideas at small scale
+#
+# StyleGAN (Karras et al. 2019, 2020) keeps the adversarial game and changes the generator:
+#
+# - a **mapping network** $f: z \mapsto w$ (an MLP). $z \sim \mathcal N(0, I)$ must fill a
+#   fixed shape; $w$ need not, so the generator can give the data's factors of variation
+#   their own directions ("disentanglement" in $\mathcal W$);
+# - the synthesis network starts from a **learned constant** and each layer $\ell$ receives
+#   its **style** $s_\ell = A_\ell(w)$, one scale per input channel, by **weight
+#   modulation** $w'_{ijk} = s_i\, w_{ijk}$ and **demodulation**
+#   $w''_{ijk} = w'_{ijk} / \sqrt{\sum_{i,k} w'^2_{ijk}}$ (StyleGAN2; the first StyleGAN used
+#   AdaIN, which normalises the activations instead);
+# - **noise injection**: per-pixel Gaussian noise, with a learned weight per channel, after
+#   every convolution, for the stochastic detail that the style does not need to explain;
+# - **style mixing**: the layers before a crossover take $w_1$, the others $w_2$; done at random
+#   during training, it stops neighbouring layers from relying on each other's styles;
+# - the **truncation trick**: $w' = \bar w + \psi (w - \bar w)$ with $\bar w$ the running mean
+#   of $w$; $\psi < 1$ pulls samples towards the "average" image: better quality, less
+#   diversity.
+#
+# At 8×8 the synthesis network has one layer at 4×4 (coarse: the digit's shape) and three at
+# 8×8 (fine: strokes and contrast), so `num_ws = 4` styles. The critic is the DCGAN critic of
+# section 4; the game is the non-saturating loss.
+
+# %%
+import ipywidgets as widgets  # noqa: E402
+
+STYLE_STEPS = utils.pick(smoke=30, cpu=1500, gpu=4000)
+torch.manual_seed(0)
+style_G = gan.StyleGenerator(LATENT, 1, w_dim=64, width=32, mapping_depth=3)
+style_D = gan.DCCritic(1, 8, width=32, norm="batch")
+stylegan = gan.StyleGAN(style_G, style_D, latent=LATENT, data_shape=SHAPE).to(DEV)
+style_adv = train.Adversarial(
+    style_G,
+    style_D,
+    gan.g_nonsaturating,
+    gan.d_gan,
+    g_opt=torch.optim.Adam(style_G.parameters(), 2e-4, betas=(0.5, 0.999)),
+    d_opt=torch.optim.Adam(style_D.parameters(), 2e-4, betas=(0.5, 0.999)),
+    noise=train.gaussian_noise(LATENT),
+)
+train.fit(style_adv, digits_train, steps=STYLE_STEPS, batch_size=128, device=DEV)
+stylegan.eval()
+PSIS = (0.5, 0.7, 1.0)
+trunc_rows = {psi: evaluate(stylegan, f"StyleGAN, psi = {psi}", psi=psi) for psi in PSIS}
+print(evaluation.table(list(trunc_rows.values())))
+fig, ax = plt.subplots(figsize=(5, 3.3))
+ax.plot(PSIS, [trunc_rows[p].fcd_ratio for p in PSIS], "o-", label="FCD / floor")
+ax2 = ax.twinx()
+ax2.plot(PSIS, [trunc_rows[p].recall for p in PSIS], "s--", color="C1", label="recall")
+ax.set(xlabel="truncation psi", ylabel="FCD / floor", title="the truncation trade")
+ax2.set_ylabel("recall")
+fig.legend(loc="upper center")
+plt.show()
+
+# %% [markdown]
+# You should see the truncation trade in the table: as $\psi$ goes from 1 to 0.5, precision
+# (quality) goes up and recall (diversity) goes down. The widget below redraws the same
+# latents at the $\psi$ you choose ($\psi = 0$ gives the one average digit $G(\bar w)$ for
+# every latent).
+
+
+# %%
+def show_truncation(psi=0.7):
+    x = stylegan.sample(36, generator=torch.Generator().manual_seed(0), psi=psi)
+    plot.image_grid(x, title=f"psi = {psi:.1f}")
+    plt.show()
+
+
+_ = widgets.interact(show_truncation, psi=widgets.FloatSlider(0.7, min=0.0, max=1.0, step=0.1))
+
+# %% [markdown]
+# **Style mixing.** Row $i$, column $j$ of the grid below takes the coarse (4×4) style of row
+# $i$'s digit and the fine (8×8) styles of column $j$'s, with the same noise everywhere.
+# **Noise.** The same $w$ with fresh noise inputs changes only details: we compare the
+# per-pixel standard deviation over noise draws with that over latents.
+
+# %%
+with torch.no_grad():
+    g_mix = torch.Generator().manual_seed(11)
+    z_rows, z_cols = (torch.randn(5, LATENT, generator=g_mix).to(DEV) for _ in range(2))
+    ws_rows, ws_cols = style_G.styles(z_rows), style_G.styles(z_cols)
+    fixed = [n[:1] for n in style_G.draw_noise(1, g_mix)]
+    grid = [torch.zeros(1, *SHAPE, device=DEV)] + [
+        style_G.synthesis(ws_cols[j : j + 1], fixed) for j in range(5)
+    ]
+    for i in range(5):
+        grid.append(style_G.synthesis(ws_rows[i : i + 1], fixed))
+        grid += [
+            style_G.synthesis(gan.mix_styles(ws_rows[i : i + 1], ws_cols[j : j + 1], 1), fixed)
+            for j in range(5)
+        ]
+    # the noise's share of the variation: one w, 64 noise draws, vs 64 latents
+    one_w = style_G.styles(z_rows[:1]).expand(64, -1, -1)
+    by_noise = style_G.synthesis(one_w, style_G.draw_noise(64, g_mix)).std(0).mean().item()
+    by_latent = stylegan.sample(64, generator=g_mix).std(0).mean().item()
+plot.image_grid(torch.cat(grid), nrow=6, title="coarse style from the rows, fine from the columns")
+plt.show()
+print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:.3f}")
+
+# %% [markdown]
+# You should see each row keep its digit's identity (the coarse style) while the columns pass on
+# stroke width and contrast (the fine styles), and the noise inputs account for a small
+# fraction of the variation that the latents do.
+
+# %% [markdown]
 # ## Recorded numbers
 
 # %%
@@ -529,6 +635,12 @@ report.record("eightgaussians_modes_pacgan", modes_packed, target=">= 8" if cpu 
 report.record("eightgaussians_high_quality_plain", quality_plain)
 report.record("eightgaussians_high_quality_pacgan", quality_packed)
 report.record("wgan_gp_w_vs_fcd_correlation", w_fcd_corr, target="> 0" if cpu else None)
+for psi, row in trunc_rows.items():
+    key = str(psi).replace(".", "")
+    report.record(f"stylegan_psi{key}_fcd_over_floor", row.fcd_ratio)
+    report.record(f"stylegan_psi{key}_precision", row.precision)
+    report.record(f"stylegan_psi{key}_recall", row.recall)
+report.record("stylegan_noise_over_latent_pixel_std", by_noise / by_latent)
 report.record("likelihood_toy_model_a_high_quality", hq["A"])
 report.record("likelihood_toy_model_a_nll_minus_truth", nll["A"] - nll["truth"],
               target=f"<= {math.log(100):.4f}" if cpu else None)  # fmt: skip
