@@ -275,8 +275,8 @@ quality_packed = float(np.mean([c["high_quality"] for c in coverage[4]]))
 
 # %% [markdown]
 # On this run the remedy has nothing to remedy: the plain GAN covers all 8 modes on all
-# three seeds (a mean high-quality fraction of 0.97), and so does the packed one, with fewer
-# samples on the modes (0.92): packing costs a little precision. Mode
+# three seeds (a mean high-quality fraction of 0.96), and so does the packed one, with fewer
+# samples on the modes (0.87): packing costs a little precision. Mode
 # collapse is real but not guaranteed: it depends on the learning rates, the networks and
 # how long you train. We also tried the narrower rings of the unrolled-GAN paper (8 modes of
 # std 0.02 or 0.05 at radius 2): there *both* GANs dropped modes at this budget, and the
@@ -558,8 +558,10 @@ fig.legend(loc="upper center")
 plt.show()
 
 # %% [markdown]
-# You should see the truncation trade in the table: as $\psi$ goes from 1 to 0.5, precision
-# (quality) goes up and recall (diversity) goes down. The widget below redraws the same
+# You should see the truncation trade in the table. From $\psi = 1$ to 0.7, precision rises
+# from 0.85 to 0.92 while recall falls from 0.94 to 0.90; at $\psi = 0.5$ recall is down to
+# 0.71 and the FCD ratio, which punishes lost diversity, climbs from 2.10 (at $\psi = 1$)
+# to 5.13: the samples crowd around the average digit. The widget below redraws the same
 # latents at the $\psi$ you choose ($\psi = 0$ gives the one average digit $G(\bar w)$ for
 # every latent).
 
@@ -604,8 +606,9 @@ print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:
 
 # %% [markdown]
 # You should see each row keep its digit's identity (the coarse style) while the columns pass on
-# stroke width and contrast (the fine styles), and the noise inputs account for a small
-# fraction of the variation that the latents do.
+# stroke width and contrast (the fine styles). The noise inputs account for a per-pixel
+# spread only 0.014 times that of the latents: at 8×8 there is little stochastic detail
+# (hair, pores) for them to explain.
 
 # %% [markdown]
 # ## Recorded numbers
