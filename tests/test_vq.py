@@ -135,3 +135,63 @@ def test_autoencoder_trains_and_tokens_roundtrip():
         model.quantizer(torch.randn(3, 3))
     with pytest.raises(ValueError, match="ema=0.99"):
         vq.VectorQuantizer(4, 2, restart=True)
+
+
+# ----------------------------------------------------------------------------- oracle: vector-quantize-pytorch
+
+
+def _vqp():
+    return pytest.importorskip("vector_quantize_pytorch")
+
+
+@pytest.mark.parametrize("K, D, decay, beta", [(6, 3, 0.7, 0.25), (16, 5, 0.99, 0.4)])
+def test_vq_matches_vector_quantize_pytorch(K, D, decay, beta):
+    """Nearest codes, the straight-through gradient, the commitment loss and one EMA step agree
+    with ``vector_quantize_pytorch.VectorQuantize`` started from the same codebook."""
+    vqp = _vqp()
+    torch.manual_seed(0)
+    theirs = vqp.VectorQuantize(
+        dim=D, codebook_size=K, decay=decay, commitment_weight=beta, rotation_trick=False
+    ).train()
+    ours = vq.VectorQuantizer(K, D, ema=decay, beta=beta).train()
+    with torch.no_grad():
+        ours.embedding.copy_(theirs._codebook.embed[0])
+        ours.embed_sum.copy_(theirs._codebook.embed_avg[0])
+        ours.cluster_size.copy_(theirs._codebook.cluster_size[0])
+    x = torch.randn(3, 4, 2, D)  # (B, H, W, D), channels last for theirs
+    x_theirs = x.reshape(3, 8, D).clone().requires_grad_()
+    z = x.permute(0, 3, 1, 2).clone().requires_grad_()  # (B, D, H, W) for ours
+    q_theirs, idx, loss_theirs = theirs(x_theirs)
+    q = ours(z)
+    assert torch.equal(idx.long().view(3, 4, 2), q.codes)
+    assert torch.allclose(q_theirs.view(3, 4, 2, D).permute(0, 3, 1, 2), q.z_q, atol=1e-6)
+    assert torch.allclose(loss_theirs, q.loss, atol=1e-6)  # beta * commitment, no codebook term
+    w = torch.randn(3, 8, D)
+    (g_theirs,) = torch.autograd.grad((q_theirs * w).sum(), x_theirs)
+    (g_ours,) = torch.autograd.grad((q.z_q * w.view(3, 4, 2, D).permute(0, 3, 1, 2)).sum(), z)
+    assert torch.allclose(g_theirs.view(3, 4, 2, D).permute(0, 3, 1, 2), g_ours)
+    assert torch.allclose(theirs._codebook.cluster_size[0], ours.cluster_size, atol=1e-6)
+    assert torch.allclose(theirs._codebook.embed[0], ours.embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize("levels", [[3], [4, 3, 5], [8, 5, 5, 5], [8, 6, 5]])
+def test_fsq_matches_vector_quantize_pytorch(levels):
+    vqp = _vqp()
+    z = torch.randn(4, 9, len(levels), generator=torch.Generator().manual_seed(3)) * 2
+    z_theirs, idx = vqp.FSQ(levels)(z)
+    q = vq.FSQ(levels)(z.view(4, 9, 1, len(levels)).permute(0, 3, 1, 2))
+    assert torch.allclose(z_theirs, q.z_q.permute(0, 2, 3, 1).reshape(4, 9, -1), atol=1e-6)
+    assert torch.equal(idx.long(), q.codes.view(4, 9))
+
+
+def test_token_prior_network_evaluations_are_counted():
+    """evaluate's hook on prior.net sees every pass: T per sample, 2T with guidance."""
+    from coursekit import evaluation
+    from coursekit.autoregressive import TokenPrior
+
+    prior = TokenPrior(5, (2, 3), num_classes=3, d_model=16, n_head=2, n_layer=1)
+    y = torch.tensor([0, 1, 2, 1])
+    for guidance, per_sample in [(1.0, 6), (2.0, 12)]:
+        with evaluation.count_calls(prior.net) as calls:
+            prior.sample(4, y, guidance=guidance)
+        assert calls.per_sample(4) == per_sample

@@ -135,9 +135,10 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: Tensor) -> Quantized:
         flat = _flat(z)  # (N, D)
         codes = nearest_code(flat.detach(), self.embedding.detach())  # (N,)
+        # the vectors the codes were chosen against: read before the EMA update moves them
+        chosen = self.embedding[codes]  # (N, D), a copy (advanced indexing)
         if self.training and self.decay is not None:
             self._ema_update(flat.detach(), codes)
-        chosen = self.embedding[codes]  # (N, D)
         codebook, commitment = vq_loss_terms(flat, chosen)
         loss = self.beta * commitment + (codebook if self.decay is None else 0.0)
         z_q = _grid(straight_through(flat, chosen), z)  # (B, D, H, W)
