@@ -315,19 +315,23 @@ class MultiScaleVQ(nn.Module):
     latent z) is area-downsampled to s_k x s_k, quantised (:class:`VectorQuantizer`), the codes'
     vectors are upsampled back to H x W and subtracted from r. The quantised latent is the sum
     of the upsampled maps; its codes are the n token maps flattened and concatenated, coarse
-    to fine: ``token_shape = (sum s_k^2,)``. Loss: beta ||z - sg[sum]||^2 (EMA codebook).
+    to fine: ``token_shape = (sum s_k^2,)``. Loss: beta ||z - sg[sum]||^2. The codebook is
+    updated once per step by EMA over the residuals of every scale together (one update per
+    scale would let each scale's dead-code restarts undo the others').
     """
 
     def __init__(
         self, num_codes: int, dim: int, scales=(1, 2, 4), *, beta: float = 0.25,
-        ema: float = 0.99, restart: bool = True,
+        ema: float = 0.99, restart: bool = True, restart_threshold: float = 1.0,
     ):  # fmt: skip
         super().__init__()
         scales = tuple(int(s) for s in scales)
         if not scales or list(scales) != sorted(set(scales)) or scales[0] < 1:
             raise ValueError(f"scales must increase from >= 1, got {scales}.")
         self.scales, self.beta = scales, float(beta)
-        self.vq = VectorQuantizer(num_codes, dim, beta=beta, ema=ema, restart=restart)
+        self.vq = VectorQuantizer(
+            num_codes, dim, beta=beta, ema=ema, restart=restart, restart_threshold=restart_threshold
+        )
         self.num_codes, self.dim = int(num_codes), int(dim)
         self.token_shape = (sum(s * s for s in scales),)
 
@@ -353,12 +357,17 @@ class MultiScaleVQ(nn.Module):
                 f"MultiScaleVQ with scales {self.scales} needs a square {self.scales[-1]}x"
                 f"{self.scales[-1]} latent, got {H}x{W}."
             )
-        residual, total, codes = z.detach(), torch.zeros_like(z), []
+        residual, total, codes, flats = z.detach(), torch.zeros_like(z), [], []
+        embedding = self.vq.embedding.detach()
         for s in self.scales:
-            q = self.vq(F.adaptive_avg_pool2d(residual, s))  # (B, D, s, s) quantised
-            up = self.upsample(q.z_q.detach(), H)
+            flat = _flat(F.adaptive_avg_pool2d(residual, s))  # (B*s*s, D)
+            c = nearest_code(flat, embedding)
+            up = self.upsample(embedding[c].view(B, s, s, D).permute(0, 3, 1, 2), H)
             residual, total = residual - up, total + up
-            codes.append(q.codes.flatten(1))
+            codes.append(c.view(B, s * s))
+            flats.append(flat)
+        if self.training:  # one EMA step (and restarts) over every scale's residuals together
+            self.vq._ema_update(torch.cat(flats), torch.cat([c.flatten() for c in codes]))
         commitment = F.mse_loss(z, total)
         zero = z.new_zeros(())
         return Quantized(
