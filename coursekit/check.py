@@ -28,7 +28,9 @@ What each primitive guards against:
   cloned, modules and schedules deep-copied), so nothing it does can corrupt the next case or
   check; if it changed an input anyway, the check fails with "modified its input `x` in place".
   ``grad=True`` (or a tuple of argument positions) makes those tensors, and the parameters of
-  module arguments, require gradients.
+  module arguments, require gradients. ``ex.inputs()`` returns the copies the last ``call``
+  handed to ``fn`` (positional, then keyword), for a check that needs the student's own inputs
+  (say, to ask whether the output's graph reaches one of them).
 - ``ex.grad(out, reference_fn)``: the output of the last ``call`` must carry a gradient that
   reaches its inputs and equals the gradient of ``reference_fn`` at the same inputs ("carries no
   gradient" for a detached loss, ``.item()``, NumPy or ``torch.no_grad()``).
@@ -284,6 +286,7 @@ class Exercise:
         self.case: Case | None = None
         self._passed_cases: list[Case] = []
         self._last_call: tuple | None = None
+        self._last_inputs: tuple[tuple, dict] | None = None
 
     def __enter__(self) -> Exercise:
         return self
@@ -391,7 +394,18 @@ class Exercise:
                     f"your code modified its input `{where}` in place: compute new tensors instead"
                 )
         self._last_call = (args, kwargs, tuple(positions), wrt)
+        self._last_inputs = (tuple(passed), dict(passed_kwargs))
         return out
+
+    def inputs(self) -> tuple[tuple, dict]:
+        """``(args, kwargs)``: the copies the last :meth:`call` handed to the student's function.
+
+        They are the tensors its output's graph was built from (with ``requires_grad`` set where
+        ``grad`` asked for it), so a check can take gradients with respect to any of them.
+        """
+        if self._last_inputs is None:
+            raise RuntimeError("ex.inputs() needs an earlier ex.call(...).")
+        return self._last_inputs
 
     def tensor(
         self,

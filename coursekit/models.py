@@ -141,6 +141,9 @@ class ConformanceCase:
     y: Tensor | None = None
     data_range: tuple[float, float] | None = (0.0, 1.0)  # closed range samples must fall in
     exact_log_prob: bool = False
+    # log_prob returns an estimate, not the exact value (an ODE solve, a stochastic trace):
+    # the test checks its shape, finiteness and input checks, and the model's likelihood_kind
+    estimated_log_prob: bool = False
     checks_input: bool = False  # loss and log_prob reject a wrong shape and NaN with a message
 
 

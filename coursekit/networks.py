@@ -392,3 +392,19 @@ class TimeConditionedMLP(nn.Module):
         for layer, proj in zip(self.layers, self.emb_projs):
             h = F.silu(layer(h) + proj(emb))  # (B, hidden)
         return self.out(h)
+
+
+class ImageMLP(nn.Module):
+    """``TimeConditionedMLP`` on flattened images: forward(x (B, C, H, W), t (B,), y) -> (B, C, H, W).
+
+    The small velocity / noise network of the cpu profiles (lectures 06 and 08): an MLP has no
+    spatial prior, which is fine for 8×8 digits. Its parameters live in ``self.mlp``.
+    """
+
+    def __init__(self, shape: tuple[int, ...], hidden: int, depth: int, num_classes=None):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.mlp = TimeConditionedMLP(math.prod(shape), hidden, depth, num_classes=num_classes)
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)

@@ -310,7 +310,7 @@ def image_net(num_classes=None):
             in_ch=1, base=64, mults=(1, 2, 2), num_classes=num_classes, image_size=28
         )
         return net.to(DEV, memory_format=torch.channels_last)
-    return fm.ImageMLP(SHAPE, hidden=utils.pick(smoke=64, cpu=256, gpu=256), depth=3,
+    return networks.ImageMLP(SHAPE, hidden=utils.pick(smoke=64, cpu=256, gpu=256), depth=3,
                        num_classes=num_classes)  # fmt: skip
 
 

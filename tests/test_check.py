@@ -147,6 +147,27 @@ def test_call_passes_copies_and_names_an_input_modified_in_place():
     assert "`m.weight`" in ex.result.message and torch.equal(module.weight, before)
 
 
+def test_inputs_are_the_copies_the_student_got():
+    seen = {}
+
+    def student(x, y, *, scale):
+        seen.update(x=x, y=y, scale=scale)
+        return scale * x * y
+
+    x, y, scale = torch.ones(3), torch.full((3,), 2.0), torch.tensor(3.0)
+    with check.exercise("inputs") as ex:
+        with pytest.raises(RuntimeError, match="needs an earlier ex.call"):
+            ex.inputs()
+        out = ex.call(student, x, y, grad=(1,), scale=scale)
+        args, kwargs = ex.inputs()
+        assert args[0] is seen["x"] and args[1] is seen["y"] and kwargs["scale"] is seen["scale"]
+        assert args[0] is not x and args[1] is not y  # copies, not the caller's tensors
+        assert args[1].requires_grad and not args[0].requires_grad
+        (g,) = torch.autograd.grad(out.sum(), args[1])  # the output's graph reaches the copy
+        assert torch.equal(g, torch.full((3,), 3.0))
+    assert ex.result.passed
+
+
 def test_grad_names_a_detached_result_and_a_wrong_gradient():
     assert "carries no gradient" in _double_check(lambda x: (2 * x).detach()).message
     assert "`.item()`" in _double_check(lambda x: float((2 * x).sum())).message

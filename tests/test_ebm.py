@@ -144,6 +144,46 @@ def test_grid_model_log_prob_integrates_to_one():
     assert float(total) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_grid_log_z_is_cached_until_the_weights_change(monkeypatch):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    model = ebm.GridEnergyModel(net, box=(-3, 3), grid_size=40)
+    calls = []
+    real = ebm.grid.grid_log_z
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ebm.grid, "grid_log_z", counting)
+    x = torch.randn(5, 2)
+    first = model.log_prob(x)
+    assert torch.equal(model.log_prob(x), first) and len(calls) == 1  # reused
+    model.loss(torch.randn(8, 2))["loss"].backward()  # a backward pass alone changes nothing
+    model.log_z()
+    assert len(calls) == 1
+    torch.optim.SGD(model.parameters(), lr=0.5).step()  # a training step invalidates it
+    lz = model.log_z()
+    assert len(calls) == 2 and lz == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    model.load_state_dict(
+        ebm.GridEnergyModel(
+            torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)),
+            box=(-3, 3),
+            grid_size=40,
+        ).state_dict()
+    )  # new weights through load_state_dict
+    assert model.log_z() == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    assert len(calls) == 3
+    model.double()  # a dtype change
+    model.log_z()
+    assert len(calls) == 4
+    with torch.no_grad():
+        net[2].bias.data += 1.0  # .data bypasses the version counter: cleared by hand
+    model.clear_log_z()
+    assert model.log_z() == pytest.approx(real(model.energy, -3, 3, 40), abs=1e-9)
+    assert len(calls) == 5
+
+
 def test_cd_loss_detaches_the_samples_and_has_the_likelihood_sign():
     net = torch.nn.Linear(2, 1)
     xd, xm = torch.randn(8, 2), torch.randn(8, 2, requires_grad=True)
@@ -181,3 +221,62 @@ def test_energy_model_state_dict_carries_the_buffer():
 def test_energy_model_log_prob_raises_with_a_hint():
     with pytest.raises(NotImplementedError, match="GridEnergyModel"):
         ebm._tiny_image_ebm().model.log_prob(torch.rand(2, 1, 8, 8))
+
+
+def test_sample_from_buffer_returns_distinct_training_chain_states():
+    case = ebm._tiny_image_ebm()
+    model = case.model
+    with pytest.raises(ValueError, match="trained model"):
+        model.sample(4, from_buffer=True)
+    model.loss(case.x)
+    g = torch.Generator().manual_seed(0)
+    x = model.sample(16, generator=g, from_buffer=True, num_steps=0)
+    states = model.buffer.states
+    rows = {tuple(r.flatten().tolist()) for r in x}
+    assert len(rows) == 16 and rows == {tuple(r.flatten().tolist()) for r in states}
+    x[:] = -1.0  # a copy: the buffer is not edited through the samples
+    assert float(states.min()) >= 0.0
+    more = model.sample(4, generator=g, from_buffer=True, num_steps=2)
+    assert more.shape == (4, 1, 8, 8) and float(more.min()) >= 0.0 and float(more.max()) <= 1.0
+    with pytest.raises(ValueError, match="buffer of 16"):
+        model.sample(17, from_buffer=True)
+
+
+def test_mala_sampler_keeps_a_gaussian_energy_unbiased_where_ula_is_not():
+    class Quadratic(torch.nn.Module):
+        def forward(self, x):
+            return 0.5 * (x**2).sum(1) / 0.1**2  # N(0, 0.01 I)
+
+    x0 = torch.randn(4000, 2) * 0.1
+    variances = {}
+    for sampler in ("langevin", "mala"):
+        model = ebm.EnergyModel(
+            Quadratic(), (2,), box=(-5, 5), step_size=0.01, buffer_size=0, sampler=sampler
+        )
+        g = torch.Generator().manual_seed(0)
+        variances[sampler] = float(model.langevin(x0, 200, g).var())
+    assert variances["langevin"] == pytest.approx(0.01 / (1 - 0.01 / (2 * 0.01)), rel=0.1)
+    assert variances["mala"] == pytest.approx(0.01, rel=0.08)
+    assert 0.0 < model.acceptance < 1.0
+    with pytest.raises(ValueError, match="sampler"):
+        ebm.EnergyModel(Quadratic(), (2,), sampler="hmc")
+
+
+def test_classifier_energy_is_minus_logsumexp_and_jem_adds_cross_entropy():
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    energy = ebm.ClassifierEnergy(clf)
+    assert torch.allclose(energy(x), -torch.logsumexp(clf(x), 1))
+    model = ebm.JointEnergyModel(
+        clf, (1, 8, 8), ce_weight=0.5, train_steps=2, buffer_size=16, alpha=0.1
+    )
+    model.generator = torch.Generator().manual_seed(1)
+    out = model.loss(x, y)
+    ce = torch.nn.functional.cross_entropy(clf(x), y)
+    model.generator = torch.Generator().manual_seed(1)
+    model.buffer.states = None  # the same chain again, for the CD part alone
+    cd = ebm.EnergyModel.loss(model, x)["loss"]
+    assert float(out["loss"]) == pytest.approx(float(cd + 0.5 * ce), rel=1e-5)
+    assert float(out["accuracy"]) == pytest.approx(float((clf(x).argmax(1) == y).float().mean()))
+    assert "ce" not in model.loss(x)  # no labels: the generative term only

@@ -331,3 +331,77 @@ def test_seeds_change_sizes_and_values(run):
         run(spy, seed)
     assert len({s for _, s, _ in seen}) == len(SEEDS)
     assert len({v for _, _, v in seen}) == len(SEEDS)
+
+
+# ----------------------------------------------------------------------------- latent edit
+
+
+def _edit(z, ys, yt, flow, cond, *, enc=None, dec=None, out="x"):
+    w, _ = flow(z, cond(ys if enc is None else enc(ys, yt)))
+    if out == "w":
+        return w
+    x = flow.inverse(w, cond(yt if dec is None else dec(ys, yt)))
+    return x if out == "pair" else x[0]
+
+
+def _edit_in_place(z, ys, yt, flow, cond):
+    out = _edit(z, ys, yt, flow, cond)
+    z.mul_(2)
+    return out
+
+
+def _edit_ten_classes(z, ys, yt, flow, cond):
+    """The notebook's 10 classes written as a number in a hand-made one-hot."""
+    one_hot = lambda y: torch.nn.functional.one_hot(y, 10).float()  # noqa: E731
+    w, _ = flow(z, one_hot(ys))
+    return flow.inverse(w, one_hot(yt))[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_latent_edit_passes_the_reference(seed):
+    assert checks.check_latent_edit(checks.reference_edit_latent, seed=seed)
+
+
+def test_latent_edit_with_the_model_method_passes():
+    def via_model(z, ys, yt, flow, cond):
+        model = flows.ConditionalFlowModel(flow, (z.shape[1],), cond)
+        return model.change_condition(z, ys, yt)
+
+    assert checks.check_latent_edit(via_model)
+
+
+WRONG_EDIT = [
+    (lambda *a: _edit(*a, out="w"), "returned the flow's code w"),
+    (lambda *a: _edit(*a, enc=lambda s, t: t), "encoded with the target class"),
+    (lambda *a: _edit(*a, enc=lambda s, t: t, dec=lambda s, t: s), "swapped source and target"),
+    (
+        lambda z, ys, yt, flow, cond: flow(flow.inverse(z, cond(ys))[0], cond(yt))[0],
+        "ran the flow the wrong way",
+    ),
+    (
+        lambda z, ys, yt, flow, cond: flow(flow(z, cond(ys))[0], cond(yt))[0],
+        "forward twice",
+    ),
+    (lambda *a: _edit(*a, out="pair"), "returned a tuple"),
+    (_edit_ten_classes, "It passed with B=5, D=4, K=10"),
+    (_edit_in_place, "modified its input `z` in place"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_EDIT)
+def test_latent_edit_names_the_mistake(wrong, words):
+    _fails_with(checks.check_latent_edit(wrong), words)
+
+
+def test_latent_edit_seeds_change_sizes_and_values():
+    seen = set()
+    for seed in SEEDS:
+
+        def spy(*args, seed=seed):
+            seen.add((seed, tuple(args[0].shape), float(args[0].flatten()[0])))
+            raise NotImplementedError
+
+        checks.check_latent_edit(spy, seed=seed)
+    assert len({s for _, s, _ in seen}) == len(SEEDS)
+    assert len({v for _, _, v in seen}) == len(SEEDS)

@@ -175,3 +175,49 @@ WRONG_CD = [
 @pytest.mark.parametrize("wrong, words", WRONG_CD)
 def test_cd_loss_names_the_mistake(wrong, words):
     _fails_with(checks.check_cd_loss(wrong), words)
+
+
+# ----------------------------------------------------------------------------- classifier energy
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_classifier_energy_passes_the_reference(seed):
+    assert checks.check_classifier_energy(checks.reference_classifier_energy, seed=seed)
+
+
+def test_classifier_energy_with_a_stable_formula_passes():
+    def by_hand(f):
+        m = f.max(1, keepdim=True).values
+        return -(m.squeeze(1) + (f - m).exp().sum(1).log())
+
+    assert checks.check_classifier_energy(by_hand)
+
+
+def _energy_in_place(f):
+    out = -torch.logsumexp(f, 1)
+    f.zero_()
+    return out
+
+
+WRONG_ENERGY = [
+    (lambda f: torch.logsumexp(f, 1), "forgot the minus sign"),
+    (lambda f: -f.max(1).values, "largest logit"),
+    (lambda f: -f.sum(1), "summed the logits"),
+    (lambda f: -f.mean(1), "averaged the logits"),
+    (lambda f: -torch.log_softmax(f, 1).max(1).values, "log_softmax"),
+    (lambda f: -torch.logsumexp(f, 0), "over the batch"),
+    (lambda f: -torch.logsumexp(f, 1) + math.log(f.shape[1]), "added log K"),
+    (lambda f: -f.exp().sum(1).log(), "contains inf"),  # overflows on the confident case
+    # the notebook's sizes written as numbers: wrong whenever a case has other sizes
+    (lambda f: -torch.logsumexp(f.view(f.shape[0], 10), 1), "It passed with B=6, K=10"),
+    (lambda f: -torch.logsumexp(f, 1).view(6), "It passed with B=6, K=10"),
+    (lambda f: -torch.logsumexp(f, 1).detach(), "carries no gradient"),
+    (lambda f: -torch.logsumexp(f.detach(), 1) + 0 * f.sum(1), "wrong gradient"),
+    (_energy_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_ENERGY)
+def test_classifier_energy_names_the_mistake(wrong, words):
+    _fails_with(checks.check_classifier_energy(wrong), words)

@@ -64,7 +64,7 @@ def test_bad_input_is_rejected_with_a_message_that_says_what_is_wrong(case):
     if not case.checks_input:
         pytest.skip(f"{type(case.model).__name__} does not check its input yet")
     verbs = {"loss": lambda x: case.model.loss(x, case.y)}
-    if case.exact_log_prob:
+    if case.exact_log_prob or case.estimated_log_prob:
         verbs["log_prob"] = case.model.log_prob
     nan = case.x.float().clone()
     nan.view(-1)[0] = float("nan")
@@ -76,9 +76,13 @@ def test_bad_input_is_rejected_with_a_message_that_says_what_is_wrong(case):
 
 
 def test_log_prob_is_exact_or_says_which_bound_to_use(case):
-    if case.exact_log_prob:
+    assert not (case.exact_log_prob and case.estimated_log_prob), "exact or estimated, not both"
+    if case.exact_log_prob or case.estimated_log_prob:
         lp = case.model.log_prob(case.x)
         assert lp.shape == (case.x.shape[0],) and torch.isfinite(lp).all()
+        if case.estimated_log_prob:  # an estimate says what it is (evaluation labels it so)
+            kind = getattr(case.model, "likelihood_kind", "exact")
+            assert kind != "exact", f"{type(case.model).__name__} estimates log p: name its kind"
     else:
         with pytest.raises(NotImplementedError, match=type(case.model).__name__):
             case.model.log_prob(case.x)

@@ -132,3 +132,26 @@ def test_time_conditioned_mlp(num_classes):
     assert not torch.allclose(net(x, torch.zeros(5), y), net(x, torch.ones(5), y))
     out.sum().backward()
     assert all(p.grad is not None for n, p in net.named_parameters() if "label" not in n)
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_image_mlp_is_a_time_conditioned_mlp_on_flattened_images(num_classes):
+    # lectures 06 and 08 train it; the same seed must give the same network as the
+    # TimeConditionedMLP it wraps, so that a lecture switching to it keeps its numbers
+    shape = (1, 4, 4)
+    torch.manual_seed(3)
+    net = networks.ImageMLP(shape, hidden=16, depth=2, num_classes=num_classes)
+    torch.manual_seed(3)
+    flat = networks.TimeConditionedMLP(16, 16, 2, num_classes=num_classes)
+    assert [n.removeprefix("mlp.") for n, _ in net.named_parameters()] == [
+        n for n, _ in flat.named_parameters()
+    ]
+    x, t = torch.randn(5, *shape), torch.rand(5)
+    y = torch.tensor([0, 1, 2, 0, 1]) if num_classes else None
+    out = net(x, t, y)
+    assert out.shape == (5, *shape)
+    torch.testing.assert_close(out, flat(x.flatten(1), t, y).view(5, *shape))
+    # each output pixel depends on every input pixel (an MLP, not a pointwise map)
+    x.requires_grad_(True)
+    net(x, t, y)[0, 0, 0, 0].backward()
+    assert (x.grad[0] != 0).all()

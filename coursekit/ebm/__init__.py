@@ -22,12 +22,14 @@ from coursekit.ebm.losses import (
     score_of,
     sliced_score_matching,
 )
-from coursekit.ebm.model import EnergyModel, GridEnergyModel
+from coursekit.ebm.model import ClassifierEnergy, EnergyModel, GridEnergyModel, JointEnergyModel
 
 __all__ = [
     "BufferError",
+    "ClassifierEnergy",
     "EnergyModel",
     "GridEnergyModel",
+    "JointEnergyModel",
     "ReplayBuffer",
     "contrastive_divergence",
     "denoising_score_matching",

@@ -30,7 +30,8 @@ def grid_log_z(
 ) -> float:
     """log of the integral of exp(-E) over [lo, hi]^2 by the midpoint rule on n x n cells."""
     pts, area = grid_points(lo, hi, n)
-    like = next(iter(getattr(energy, "parameters", lambda: iter(()))()), None)
+    owner = getattr(energy, "__self__", energy)  # a bound method: its module's parameters
+    like = next(iter(getattr(owner, "parameters", lambda: iter(()))()), None)
     dtype = like.dtype if like is not None else torch.float32
     dev = like.device if like is not None else torch.device("cpu")
     es = [energy(p.to(dev, dtype)).double().cpu() for p in pts.split(chunk)]

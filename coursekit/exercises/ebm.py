@@ -155,7 +155,7 @@ def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
                     + alpha * ((e_d**2).sum() + (e_m**2).sum()),
                 },
             )
-            x_model_in = ex._last_call[3][-1][1]  # the copy of x_model handed to cd_fn
+            x_model_in = ex.inputs()[0][2]  # the copy of x_model handed to cd_fn
             gx = None
             if out.requires_grad:  # a detached loss is named by ex.grad below
                 (gx,) = torch.autograd.grad(out, x_model_in, retain_graph=True, allow_unused=True)
@@ -166,4 +166,50 @@ def check_cd_loss(cd_fn, *, seed: int = 0) -> check.Result:
                     "parameters only, not the chain that produced the samples"
                 )
             ex.grad(out, reference_cd_loss, what="your loss")
+    return ex.result
+
+
+# ----------------------------------------------------------------------------- 3. classifier energy
+
+
+def reference_classifier_energy(logits: Tensor) -> Tensor:
+    """E(x) = -logsumexp_y f(x)[y], from the logits (B, K) -> (B,)."""
+    return -torch.logsumexp(logits, dim=1)
+
+
+def check_classifier_energy(energy_fn, *, seed: int = 0) -> check.Result:
+    """``energy_fn(logits) -> (B,)``: the energy -logsumexp over the classes of (B, K) logits."""
+    cases = check.sizes(seed, B=(6, 9, range(2, 12)), K=(10, 13, range(3, 16)))
+    with check.exercise(
+        "classifier energy", success="E(x) = -logsumexp_y f(x)[y], stable for large logits"
+    ) as ex:
+        for case in ex.cases(cases):
+            g = case.generator(0)
+            logits = 3.0 * torch.randn(case.B, case.K, generator=g)
+            if case.index == 1:  # a confident classifier: naive exp overflows in float32
+                logits = logits + 95.0
+            expected = reference_classifier_energy(logits)
+            out = ex.tensor(ex.call(energy_fn, logits, grad=True), what="your energy")
+            ex.close(
+                out,
+                expected,
+                rtol=1e-5,
+                what="your energy",
+                hints={
+                    "forgot the minus sign: E = -logsumexp f, so confident inputs have LOW "
+                    "energy": -expected,
+                    "took the largest logit instead of logsumexp (that is the zero-temperature "
+                    "limit; the energy sums over every class)": -logits.max(1).values,
+                    "summed the logits instead of log-sum-exp'ing them": -logits.sum(1),
+                    "averaged the logits instead of log-sum-exp'ing them": -logits.mean(1),
+                    "used log_softmax: it is f - logsumexp f, which cancels the energy "
+                    "(p(y|x) does not know p(x))": -torch.log_softmax(logits, 1).max(1).values,
+                    "took logsumexp over the batch (dim 0) instead of the classes (dim 1)": (
+                        -torch.logsumexp(logits, dim=0)
+                    ),
+                    "added log K (a logsumexp minus a log mean exp): E = -logsumexp f, no "
+                    "constant": expected + math.log(case.K),
+                },
+            )
+            ex.grad(out, reference_classifier_energy, what="your energy")
     return ex.result

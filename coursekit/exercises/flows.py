@@ -343,3 +343,62 @@ def check_lu_conv(conv_fn: Callable[..., tuple[Tensor, Tensor]], *, seed: int = 
             _, ld_s = ex.call(conv_fn, x, P, L, U, s, grad=(4,))
             ex.grad(ld_s, lambda *a: reference_lu_conv(*a)[1], what="your logdet")
     return ex.result
+
+
+# ----------------------------------------------------------------------------- 4. latent edit
+
+
+def reference_edit_latent(z: Tensor, y_source: Tensor, y_target: Tensor, flow, condition) -> Tensor:
+    """z' = f^-1(f(z; h(y_source)); h(y_target)) (the lecture's eq. 10)."""
+    w, _ = flow(z, condition(y_source))
+    return flow.inverse(w, condition(y_target))[0]
+
+
+def _edit_case(case: check.Case):
+    g = case.generator(0)
+    flow = ref.ConditionalCompose(
+        *ref.conditional_coupling_stack(case.D, case.K, num_layers=3, hidden=8)
+    )
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=case.generator(1)))
+    z = torch.randn(case.B, case.D, generator=g)
+    y_source = torch.randint(0, case.K, (case.B,), generator=g)
+    y_target = (y_source + 1 + torch.randint(0, case.K - 1, (case.B,), generator=g)) % case.K
+    return z, y_source, y_target, flow, ref.OneHot(case.K)
+
+
+def check_latent_edit(edit_fn: Callable[..., Tensor], *, seed: int = 0) -> check.Result:
+    """``edit_fn(z, y_source, y_target, flow, condition) -> z'``: keep the conditional flow's
+    code of z, swap the class (``flow(x, context)`` and ``flow.inverse(z, context)`` return
+    pairs; ``condition(y)`` is the context)."""
+    cases = check.sizes(
+        seed, B=(5, 3, range(2, 10)), D=(4, 6, range(2, 9)), K=(10, 3, range(2, 12))
+    )
+    with check.exercise("latent edit", success="same code w, new class") as ex:
+        for case in ex.cases(cases):
+            z, ys, yt, flow, cond = _edit_case(case)
+            with torch.no_grad():
+                expected = reference_edit_latent(z, ys, yt, flow, cond)
+                w_src = flow(z, cond(ys))[0]
+                w_tgt = flow(z, cond(yt))[0]
+                hints = {
+                    "returned the flow's code w = f(z; y_source): decode it again with "
+                    "flow.inverse(w, condition(y_target))": w_src,
+                    "encoded with the target class: f(z; y_target) then f^-1(.; y_target) gives "
+                    "z back. Encode with y_source": z,
+                    "swapped source and target: encode with y_source, decode with y_target": (
+                        flow.inverse(w_tgt, cond(ys))[0]
+                    ),
+                    "ran the flow the wrong way: encode with flow(...) (x -> z), decode with "
+                    "flow.inverse(...)": flow(flow.inverse(z, cond(ys))[0], cond(yt))[0],
+                    "forward twice: the second step must be flow.inverse": flow(w_src, cond(yt))[0],
+                }
+            out = ex.call(edit_fn, z, ys, yt, flow, cond)
+            if isinstance(out, tuple):
+                raise check.CheckFailed(
+                    "your edit returned a tuple: flow.inverse returns (x, logdet), keep [0]"
+                )
+            ex.close(ex.tensor(out, what="your edited latent"), expected,
+                     what="your edited latent", rtol=1e-4, atol=1e-5, hints=hints)  # fmt: skip
+    return ex.result

@@ -23,12 +23,11 @@ from coursekit.flow_matching.loss import (
     path_time,
     path_times,
 )
-from coursekit.flow_matching.model import FlowMatching, ImageMLP, PairedObjective
+from coursekit.flow_matching.model import FlowMatching, PairedObjective
 from coursekit.flow_matching.reflow import reflow_pairs, straightness
 
 __all__ = [
     "FlowMatching",
-    "ImageMLP",
     "PairedObjective",
     "cfm_loss",
     "cfm_target",

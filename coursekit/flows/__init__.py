@@ -8,6 +8,8 @@ One concept per file:
 - ``coupling``: additive and affine couplings (NICE, RealNVP), checkerboard and channel masks;
 - ``glow``: ActNorm, invertible 1x1 convolutions (plain and LU), squeeze, multi-scale split;
 - ``autoregressive``: MAF and IAF on lecture 03's MADE masks;
+- ``conditional``: conditional couplings and ``ConditionalFlowModel`` (p(x | y): classes,
+  super-resolution), ``PairedFlow`` (the C-Flow idea: one flow encodes, another generates);
 - ``dequantization``: from discrete levels to densities and back (uniform and variational),
   with the bits/dim offset for the number of levels;
 - ``builders``: ready-made stacks.
@@ -23,6 +25,15 @@ from coursekit.flows.base import (
     Reshape,
     Reverse,
     standard_normal_log_prob,
+)
+from coursekit.flows.conditional import (
+    ConditionalAffineCoupling,
+    ConditionalCompose,
+    ConditionalFlow,
+    ConditionalFlowModel,
+    OneHot,
+    PairedFlow,
+    conditional_coupling_stack,
 )
 from coursekit.flows.coupling import (
     AffineCoupling,
@@ -47,6 +58,10 @@ __all__ = [
     "ActNorm",
     "AffineCoupling",
     "Compose",
+    "ConditionalAffineCoupling",
+    "ConditionalCompose",
+    "ConditionalFlow",
+    "ConditionalFlowModel",
     "ConvNet",
     "DequantizedFlow",
     "ElementwiseAffine",
@@ -57,6 +72,8 @@ __all__ = [
     "Logit",
     "MADEConditioner",
     "MLPNet",
+    "OneHot",
+    "PairedFlow",
     "Planar",
     "Radial",
     "Reshape",
@@ -68,5 +85,6 @@ __all__ = [
     "builders",
     "channel_mask",
     "checkerboard_mask",
+    "conditional_coupling_stack",
     "standard_normal_log_prob",
 ]

@@ -100,6 +100,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "coupling_forward": _with_reference_inverse,
             "coupling_inverse": _with_reference_forward,
             "lu_conv": flows.check_lu_conv,
+            "edit_latent": flows.check_latent_edit,  # lecture 04, topic 8 (latent edit)
         },
         "06": {
             "q_sample": diffusion.check_q_sample,
@@ -119,6 +120,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
         "09": {
             "langevin_step": ebm.check_langevin_step,
             "cd_loss": ebm.check_cd_loss,
+            "classifier_energy": ebm.check_classifier_energy,
         },
     }
 
