@@ -50,8 +50,10 @@ def _cases(seed: int) -> list[check.Case]:
 
 
 def _grads(ex: check.Exercise, out: Tensor, w: Tensor) -> list[Tensor | None]:
-    """Gradients of <w, out> with respect to the tensors of the last ``ex.call(grad=...)``."""
-    tensors = [t for _, t in ex._last_call[3]]
+    """Gradients of <w, out> with respect to the inputs of the last ``ex.call(grad=...)`` that
+    require gradients (the copies ``ex.inputs()`` returns), in argument order."""
+    args, _ = ex.inputs()
+    tensors = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
     if not out.requires_grad:
         return [None] * len(tensors)
     return list(torch.autograd.grad(out, tensors, w, allow_unused=True, retain_graph=True))
