@@ -598,3 +598,10 @@ report.record("nfe_next_scale", var_row.nfe_per_sample,
 report.record("var_fcd_ratio", var_row.fcd_ratio)
 report.record("var_memorisation", var_row.memorisation)
 report.record("var_class_accuracy", var_row.class_accuracy)
+no_disc, with_disc = vqgan_fcd["feature loss"], vqgan_fcd["feature loss + patch discriminator"]
+report.record("vqgan_recon_fcd_ratio_no_disc", no_disc.value / no_disc.floor)
+report.record("vqgan_recon_fcd_ratio_disc", with_disc.value / with_disc.floor)
+report.record("vqgan_disc_over_no_disc_fcd", with_disc.value / no_disc.value,
+              target=utils.pick(smoke=None, cpu="< 1", gpu="< 1"))  # fmt: skip
+report.record("vqgan_recon_mse_no_disc", vqgan_mse["feature loss"])
+report.record("vqgan_recon_mse_disc", vqgan_mse["feature loss + patch discriminator"])
