@@ -146,7 +146,7 @@ checks.check_vq_loss(vq_loss)
 # entropy of the code histogram ($K$ if every code is equally frequent).
 
 # %%
-AE_STEPS = utils.pick(smoke=20, cpu=700, gpu=5000)
+AE_STEPS = utils.pick(smoke=20, cpu=500, gpu=5000)
 HIDDEN = utils.pick(smoke=16, cpu=32, gpu=128)
 DIM = 8  # code vector length
 
@@ -224,7 +224,7 @@ plt.show()
 # digits by their FCD against the training digits: the same code budget, only the loss differs.
 
 # %%
-GAN_STEPS = utils.pick(smoke=20, cpu=500, gpu=5000)
+GAN_STEPS = utils.pick(smoke=20, cpu=300, gpu=5000)
 feature_net = copy.deepcopy(metrics.classifier("digits").conv[:2]).to(DEV)  # (B, 32, 8, 8)
 
 
@@ -401,7 +401,7 @@ plt.show()
 # the codes of the EMA + restarts tokenizer, then decode sampled codes into images.
 
 # %%
-PRIOR_STEPS = utils.pick(smoke=20, cpu=1500, gpu=10000)
+PRIOR_STEPS = utils.pick(smoke=20, cpu=800, gpu=10000)
 N_EVAL = utils.pick(smoke=100, cpu=750, gpu=5000)  # FCD needs n > the feature dimension (64)
 tokens_train = best.encode(x_train.to(DEV)).cpu()  # (N, 4, 4) int64
 tokens_test = best.encode(x_test.to(DEV)).cpu()
