@@ -4,10 +4,10 @@
 # A tokenizer compresses an image into a small grid of discrete codes; a model over the codes
 # then generates images by generating codes. This lecture builds the tokenizer (VQ-VAE,
 # van den Oord et al. 2017), the fixes that make its codebook work (EMA updates and dead-code
-# restarts), a quantiser with no codebook at all (FSQ, Mentzer et al. 2023), DALL-E's
-# Gumbel-softmax dVAE, an autoregressive Transformer prior over the code grid,
-# class-conditional with guidance (VQGAN's and LlamaGen's recipe at toy scale), and VAR's
-# next-scale prediction over a multi-scale tokenizer.
+# restarts), VQGAN's feature loss and patch discriminator, a quantiser with no codebook at
+# all (FSQ, Mentzer et al. 2023), DALL-E's Gumbel-softmax dVAE, an autoregressive Transformer
+# prior over the code grid, class-conditional with guidance (VQGAN's and LlamaGen's recipe at
+# toy scale), and VAR's next-scale prediction over a multi-scale tokenizer.
 #
 # After this lecture you can
 #
@@ -17,6 +17,8 @@
 #   loss with its two stop-gradients;
 # - measure codebook usage and perplexity, and show what EMA updates and dead-code restarts
 #   do to them;
+# - add a feature loss and a patch discriminator to the tokenizer (VQ-GAN) and measure the
+#   FCD of its reconstructions;
 # - swap VQ for FSQ and compare the usage;
 # - write the Gumbel-softmax relaxation, see what its temperature does, and train a dVAE
 #   tokenizer with it;
@@ -25,7 +27,7 @@
 # - write VAR's block-causal mask and compare next-scale with next-token prediction in
 #   network passes per sample and sample quality.
 #
-# **Profiles.** The `cpu` profile trains small conv tokenizers (a few hundred steps each) and a
+# **Profiles.** The `cpu` profile trains small conv tokenizers (a few hundred steps each) and
 # two-layer Transformer priors on the 8×8 digits; its numbers are meaningful but far from the
 # state of the art. The `gpu` profile has not been run, so its numbers are unmeasured.
 
