@@ -51,7 +51,10 @@ def _cases(seed: int) -> list[check.Case]:
 
 def _grads(ex: check.Exercise, out: Tensor, w: Tensor) -> list[Tensor | None]:
     """Gradients of <w, out> with respect to the inputs of the last ``ex.call(grad=...)`` that
-    require gradients (the copies ``ex.inputs()`` returns), in argument order."""
+    require gradients (the copies ``ex.inputs()`` returns), in argument order.
+
+    ``w`` must be the direction ``ex.grad`` uses (ones for a scalar, else ``randn`` from seed
+    0): the grader's sandbox returns the student's gradient in that direction only."""
     args, _ = ex.inputs()
     tensors = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
     if not out.requires_grad:
@@ -258,7 +261,7 @@ def check_gumbel_softmax(
                     "your sample has the right value but carries no gradient to the logits: the "
                     "relaxation exists to be differentiable; do not detach it or use no_grad"
                 )
-            w = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+            w = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))  # ex.grad's
             (g_logits,) = _grads(ex, out, w)
             want_g = want * (w - (w * want).sum(-1, keepdim=True)) / tau  # softmax's Jacobian
             if g_logits is None or not torch.allclose(g_logits, want_g, atol=1e-5, rtol=1e-4):
