@@ -385,7 +385,9 @@ for seed in DIGIT_SEEDS:
     model = ebm.EnergyModel(conv_energy(), (1, 8, 8), **IMG_OPTIONS).to(DEV)
     hist = fit_digits(model, g)
     model.eval()
-    row = evaluate_digits(model, g, f"EBM seed {seed}, buffer + {IMG_SAMPLE} steps", seconds=hist.seconds)
+    row = evaluate_digits(
+        model, g, f"EBM seed {seed}, buffer + {IMG_SAMPLE} steps", seconds=hist.seconds
+    )
     digits_runs.append({"model": model, "hist": hist, "row": row, "gen": g})
 digits_model, digits_hist = digits_runs[0]["model"], digits_runs[0]["hist"]
 digits_noise = evaluate_digits(digits_model, digits_runs[0]["gen"], f"EBM seed 0, noise + {IMG_SAMPLE} steps",
@@ -655,7 +657,11 @@ for ax, (label, r) in zip(axes, stab_runs.items()):
     ax.legend()
     tail = max(1, len(h.logs["e_data"]) // 10)  # the last 10% of each run's own steps
     e_d, e_s = np.mean(h.logs["e_data"][-tail:]), np.mean(h.logs["e_model"][-tail:])
-    gap[label], stab_fcd[label], stab_energy[label] = float(e_s - e_d), r["row"].fcd_ratio, tail_energy(h)
+    gap[label], stab_fcd[label], stab_energy[label] = (
+        float(e_s - e_d),
+        r["row"].fcd_ratio,
+        tail_energy(h),
+    )
     print(f"{label:22s} final E(data) {e_d:8.2f}  E(samples) {e_s:8.2f}  "
           f"diverged {diverged(h)}  FCD / floor {r['row'].fcd_ratio:.2f}")  # fmt: skip
 plt.show()
