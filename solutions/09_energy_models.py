@@ -237,7 +237,7 @@ def fit_toy(model, x, steps=TOY_STEPS):
                      progress=False, generator=gen, device=DEV)  # fmt: skip
 
 
-toy_rows, toy_models, toy_hist = {}, {}, {}
+toy_rows, toy_models, toy_hist, toy_samples = {}, {}, {}, {}
 t0 = time.perf_counter()
 for name in ("moons", "8gaussians", "rings"):
     x_toy = data.toy_2d(name, TOY_N, seed=0)
@@ -249,8 +249,10 @@ for name in ("moons", "8gaussians", "rings"):
     train_acceptance = model.acceptance  # of the last training chains (sampling overwrites it)
     model.eval()
     reference = functools.partial(data.toy_2d, name)
-    score = metrics.two_sample_score(model.sample(2000, generator=gen).cpu(), reference)
+    fresh = model.sample(2000, generator=gen).cpu()
     chains = model.sample(2000, generator=gen, from_buffer=True, num_steps=0).cpu()
+    toy_samples[name] = (fresh, chains)
+    score = metrics.two_sample_score(fresh, reference)
     score_buffer = metrics.two_sample_score(chains, reference)
     toy_rows[name] = {
         "KDE": float(-kde_log_prob(x_toy, x_test, bw).mean()),
@@ -260,6 +262,8 @@ for name in ("moons", "8gaussians", "rings"):
         "energy_buffer": score_buffer.value,
         "p95_buffer": score_buffer.real_p95,
         "acceptance": train_acceptance,
+        # the quadrature's own error: log Z on a grid twice as fine, minus the one used
+        "log_z_2x": ebm.grid_log_z(model.energy, *BOX, 2 * GRID) - model.log_z(),
     }
     toy_models[name] = model
 print(f"test NLL (nats), {time.perf_counter() - t0:.0f} s for three sets")
@@ -268,7 +272,7 @@ for name, row in toy_rows.items():
         f"{name:11s} KDE {row['KDE']:.3f}  EBM (grid) {row['EBM']:.3f}  | energy distance / "
         f"real-vs-real 95th pct: fresh chains {row['energy'] / row['p95']:.2f}, "
         f"buffer chains {row['energy_buffer'] / row['p95_buffer']:.2f}; MALA acceptance in training "
-        f"{row['acceptance']:.2f}"
+        f"{row['acceptance']:.2f}; log Z on a 2x finer grid {row['log_z_2x']:+.1e}"
     )
 fig, axes = plt.subplots(3, 3, figsize=(11, 10.5))
 for j, (name, model) in enumerate(toy_models.items()):
@@ -280,13 +284,13 @@ for j, (name, model) in enumerate(toy_models.items()):
         title=f"{name}: grid density",
     )
     plot.scatter_2d(
-        model.sample(2000, generator=gen).cpu(),
+        toy_samples[name][0],
         ax=axes[1, j],
         s=1,
         title=f"{name}: fresh chains from noise",
     )
     plot.scatter_2d(
-        model.sample(2000, generator=gen, from_buffer=True, num_steps=0).cpu(),
+        toy_samples[name][1],
         ax=axes[2, j],
         s=1,
         title=f"{name}: the buffer's chains",
@@ -699,6 +703,11 @@ for seed, r in zip(DIGIT_SEEDS, digits_runs):
 report.record("digits_ebm_fcd_over_floor_mean", digits_fcd.mean(), target="<= 4" if cpu else None)
 report.record("digits_ebm_fcd_over_floor_spread", np.ptp(digits_fcd))
 report.record("digits_ebm_diverged_seeds", digits_diverged, target="< 1" if cpu else None)
+report.record(
+    "toy_grid_log_z_change_at_2x",
+    max(abs(r["log_z_2x"]) for r in toy_rows.values()),
+    target="< 0.01" if cpu else None,
+)
 report.record("digits_ebm_precision", digits_buffer.precision)
 report.record("digits_ebm_recall", digits_buffer.recall)
 report.record("digits_ebm_memorisation", digits_buffer.memorisation)
