@@ -217,7 +217,12 @@ def register_callables() -> None:
 
 
 def _vq_checks() -> dict[str, Callable[..., check.Result]]:
-    """Lecture 07's exercises: the quantiser and the VQ-VAE loss."""
+    """Lecture 07's exercises: the quantiser, the VQ-VAE loss, Gumbel-softmax, VAR's mask."""
     from coursekit.exercises import vq
 
-    return {"quantize": vq.check_quantize, "vq_loss": vq.check_vq_loss}
+    return {
+        "quantize": vq.check_quantize,
+        "vq_loss": vq.check_vq_loss,
+        "gumbel_softmax": vq.check_gumbel_softmax,
+        "block_causal_mask": vq.check_block_causal_mask,
+    }
