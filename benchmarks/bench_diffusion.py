@@ -8,25 +8,12 @@ and milliseconds per sample for DDPM-1000 and DDIM-50. Nothing here is measured 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from coursekit import networks, utils
 from coursekit.diffusion import ddpm, schedules
-
-
-class ImageMLP(torch.nn.Module):
-    """networks.TimeConditionedMLP on flattened images, as in the lecture's cpu profile."""
-
-    def __init__(self, shape: tuple[int, ...], hidden: int = 256):
-        super().__init__()
-        self.shape = shape
-        self.mlp = networks.TimeConditionedMLP(math.prod(shape), hidden, 3)
-
-    def forward(self, x, t, y=None):
-        return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)
 
 
 def sync(dev: torch.device) -> None:
@@ -47,7 +34,7 @@ def main() -> None:
     size = args.size or (8 if args.net == "mlp" else 28)
     shape = (1, size, size)
     if args.net == "mlp":
-        net = ImageMLP(shape)
+        net = networks.ImageMLP(shape, hidden=256, depth=3)
     else:
         net = networks.UNet(in_ch=1, base=64, mults=None, image_size=size)
     net = net.to(dev, memory_format=torch.channels_last) if args.net == "unet" else net.to(dev)

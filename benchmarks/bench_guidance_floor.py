@@ -22,7 +22,6 @@ section 6.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -35,20 +34,6 @@ from coursekit.metrics import classifiers
 N_EVAL = 750  # as the lecture: FCD on 750 samples against halves of the 1501 training digits
 
 
-class ImageMLP(torch.nn.Module):
-    """networks.TimeConditionedMLP on flattened images, as in the lecture's cpu profile."""
-
-    def __init__(self, shape, hidden=256, depth=3, num_classes=None):
-        super().__init__()
-        self.shape = shape
-        self.mlp = networks.TimeConditionedMLP(
-            math.prod(shape), hidden, depth, num_classes=num_classes
-        )
-
-    def forward(self, x, t, y=None):
-        return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)
-
-
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -56,7 +41,7 @@ def seeded(seed: int) -> torch.Generator:
 def conditional_model(train_set, steps: int) -> ddpm.Diffusion:
     """The lecture's `cond_model`: same network, schedule, target, label dropout and training."""
     utils.seed_everything(0)
-    model = ddpm.Diffusion(ImageMLP((1, 8, 8), num_classes=10), schedules.cosine_schedule(1000),
+    model = ddpm.Diffusion(networks.ImageMLP((1, 8, 8), hidden=256, depth=3, num_classes=10), schedules.cosine_schedule(1000),
                            data_shape=(1, 8, 8), prediction="x0", num_classes=10,
                            p_uncond=0.2)  # fmt: skip
     batches = data.Batches(train_set.float(), train_set.labels, batch_size=128,

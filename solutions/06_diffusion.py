@@ -408,7 +408,7 @@ checks.check_ddim_step(ddim_step)
 # ### Images
 #
 # In the `cpu` profile the images are the 8×8 digits and the network an MLP on the 64 pixels
-# (`networks.TimeConditionedMLP`); in the `gpu` profile, Fashion-MNIST 28×28 and `networks.UNet`.
+# (`networks.ImageMLP`); in the `gpu` profile, Fashion-MNIST 28×28 and `networks.UNet`.
 # Sample quality is the Fréchet classifier distance (FCD: FID with a small classifier trained
 # on the data set), printed beside its floor, the FCD between two halves of the real data.
 #
@@ -418,21 +418,6 @@ checks.check_ddim_step(ddim_step)
 
 # %%
 from coursekit import evaluation  # one harness: samples, FCD and its floor, memorisation, cost
-
-
-class ImageMLP(torch.nn.Module):
-    """networks.TimeConditionedMLP on flattened images: (B, C, H, W) -> (B, C, H, W)."""
-
-    def __init__(self, shape, hidden, depth, num_classes=None):
-        super().__init__()
-        self.shape = shape
-        self.mlp = networks.TimeConditionedMLP(
-            math.prod(shape), hidden, depth, num_classes=num_classes
-        )
-
-    def forward(self, x, t, y=None):
-        return self.mlp(x.flatten(1), t, y).view(-1, *self.shape)  # (B, C, H, W)
-
 
 if GPU:
     images_train, images_test = data.fashion_mnist("train"), data.fashion_mnist("test")
@@ -454,7 +439,7 @@ def image_net(num_classes=None):
         )
         return net.to(DEV, memory_format=torch.channels_last)
     hidden = utils.pick(smoke=64, cpu=256, gpu=256)
-    return ImageMLP(SHAPE, hidden=hidden, depth=3, num_classes=num_classes)
+    return networks.ImageMLP(SHAPE, hidden=hidden, depth=3, num_classes=num_classes)
 
 
 def train_images(model, steps, labels=False):

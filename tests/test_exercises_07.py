@@ -166,3 +166,120 @@ def test_reference_quantize_matches_the_library_quantizer():
     out = quantizer(z)
     assert torch.equal(out.codes.flatten(), codes)
     assert torch.allclose(out.z_q.permute(0, 2, 3, 1).reshape(-1, 3), z_q)
+
+
+# ----------------------------------------------------------------------------- Gumbel-softmax
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gumbel_softmax_passes_the_reference(seed):
+    assert checks.check_gumbel_softmax(checks.reference_gumbel_softmax, seed=seed)
+
+
+def test_gumbel_softmax_written_out_passes():
+    def written_out(logits, tau, u):
+        y = (logits - torch.log(-torch.log(u))) / tau
+        y = y - y.max(1, keepdim=True).values
+        return y.exp() / y.exp().sum(1, keepdim=True)
+
+    assert checks.check_gumbel_softmax(written_out)
+
+
+def _gs_in_place(logits, tau, u):
+    out = checks.reference_gumbel_softmax(logits, tau, u)
+    u.fill_(0.5)
+    return out
+
+
+def _gs_fixed_k(logits, tau, u):  # the notebook's K = 6 written as a number
+    g = -torch.log(-torch.log(u))
+    return torch.softmax(((logits + g) / tau).reshape(-1, 6), -1).reshape(logits.shape)
+
+
+def _gs_no_grad(logits, tau, u):
+    with torch.no_grad():
+        return checks.reference_gumbel_softmax(logits, tau, u)
+
+
+def _gs_hard_st(logits, tau, u):  # straight-through: right value only if one-hot, wrong here
+    soft = checks.reference_gumbel_softmax(logits, tau, u)
+    return F.one_hot(soft.argmax(-1), soft.shape[-1]).float() + soft - soft.detach()
+
+
+WRONG_GUMBEL = [
+    (lambda l, t, u: torch.softmax((l - torch.log(u)) / t, -1), "used -log(u) as the noise"),
+    (lambda l, t, u: torch.softmax((l + torch.log(-torch.log(u))) / t, -1), "flipped the sign"),
+    (lambda l, t, u: torch.softmax((l - torch.log(-torch.log(u))) * t, -1), "multiplied by the"),
+    (lambda l, t, u: torch.softmax(l - torch.log(-torch.log(u)), -1), "left out the temperature"),
+    (lambda l, t, u: torch.softmax(l - torch.log(-torch.log(u)) / t, -1), "divided only the noise"),
+    (lambda l, t, u: torch.softmax(l / t, -1), "forgot the noise"),
+    (lambda l, t, u: torch.softmax((l - torch.log(-torch.log(u))) / t, 0), "wrong axis"),
+    (_gs_hard_st, "returned the hard one-hot"),
+    (_gs_fixed_k, "It passed with N=8, K=6"),
+    (_gs_no_grad, "carries no gradient"),
+    (_gs_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_GUMBEL)
+def test_gumbel_softmax_names_the_mistake(wrong, words):
+    _fails_with(checks.check_gumbel_softmax(wrong), words)
+
+
+def test_reference_gumbel_softmax_is_the_library_one():
+    logits, u = torch.randn(4, 5), torch.rand(4, 5)
+    noise = -torch.log(-torch.log(u))
+    assert torch.allclose(
+        checks.reference_gumbel_softmax(logits, 0.3, u), vq.gumbel_softmax(logits, 0.3, noise)
+    )
+
+
+# ----------------------------------------------------------------------------- VAR mask
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_block_causal_mask_passes_the_reference(seed):
+    assert checks.check_block_causal_mask(checks.reference_block_causal_mask, seed=seed)
+
+
+def test_block_causal_mask_by_loops_passes():
+    def loops(sizes):
+        T = sum(sizes)
+        block = [b for b, n in enumerate(sizes) for _ in range(n)]
+        return torch.tensor([[block[s] <= block[t] for s in range(T)] for t in range(T)])
+
+    assert checks.check_block_causal_mask(loops)
+
+
+def _blocks(sizes):
+    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+
+
+def _mask_notebook_only(sizes):  # the notebook's 1 + 4 + 16 tokens written as numbers
+    block = torch.tensor([0] + [1] * 4 + [2] * 16)
+    return block[:, None] >= block[None, :]
+
+
+def _mask_in_place(sizes):
+    out = checks.reference_block_causal_mask(sizes)
+    sizes.append(1)
+    return out
+
+
+WRONG_MASK = [
+    (lambda s: torch.ones(sum(s), sum(s), dtype=torch.bool).tril(), "plain causal"),
+    (lambda s: _blocks(s)[:, None] > _blocks(s)[None, :], "hid the query's own scale"),
+    (lambda s: _blocks(s)[:, None] <= _blocks(s)[None, :], "transposed the mask"),
+    (lambda s: _blocks(s)[:, None] == _blocks(s)[None, :], "see only itself"),
+    (lambda s: torch.ones(sum(s), sum(s), dtype=torch.bool), "masked nothing"),
+    (lambda s: (_blocks(s)[:, None] >= _blocks(s)[None, :]).float(), "return a bool tensor"),
+    (_mask_notebook_only, "It passed with n=3"),
+    (_mask_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_MASK)
+def test_block_causal_mask_names_the_mistake(wrong, words):
+    _fails_with(checks.check_block_causal_mask(wrong), words)

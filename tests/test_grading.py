@@ -100,8 +100,10 @@ def test_no_false_passes_and_full_marks_for_correct_code(graded):
 
 def test_the_corpus_grades_fast_and_nothing_hangs(graded):
     # 2 endless loops per lecture (plus one that q_sample's loop breaks in diffusion_loss) at
-    # 2 s each; everything else is milliseconds. Generous for a shared machine.
-    assert graded["seconds"] < 150, graded["seconds"]
+    # 2 s each; everything else is milliseconds, but ~40 notebooks per lecture each start a
+    # worker. 20 s per lecture is generous for a shared machine (a hang costs minutes).
+    budget = 20 * len(graded["known"])
+    assert graded["seconds"] < budget, (graded["seconds"], budget)
 
 
 def _message(row, function):

@@ -365,3 +365,44 @@ def test_progress_bar_amp_on_cpu_and_plot(capsys):
     hist.logs["loss"][0] = -1.0  # a negative NLL (continuous data) forces a linear axis
     assert hist.plot().get_yscale() == "linear"
     assert {line.get_label() for line in ax.get_lines()} >= {"loss", "mean_sigma"}
+
+
+class _Clock:
+    """A fake time.perf_counter that advances one second per training step."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _TimedLinear(Linear):
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def loss(self, x, y=None):
+        self.clock.now += 1.0  # each step "takes" one second
+        return super().loss(x, y)
+
+
+def test_a_time_budget_stops_after_the_step_that_spends_it(tmp_path, monkeypatch):
+    from coursekit.train import loop
+
+    clock = _Clock()
+    monkeypatch.setattr(loop.time, "perf_counter", clock)
+    path = tmp_path / "run.pt"
+    hist = train.fit(
+        _TimedLinear(clock), _data(), steps=1000, seconds=3.5, checkpoint=path,
+        checkpoint_every=100, progress=False, device=CPU,
+    )  # fmt: skip
+    # after step 3 three seconds are spent (< 3.5), after step 4 four: the run ends there
+    assert hist.steps == [1, 2, 3, 4] and hist.seconds == 4.0
+    assert train.load_checkpoint(path)["step"] == 4  # the budget's last step is saved
+    # the step count still caps a run whose budget is not spent
+    short = train.fit(_TimedLinear(clock), _data(), steps=2, seconds=100.0, progress=False,
+                      device=CPU)  # fmt: skip
+    assert short.steps == [1, 2]
+    with pytest.raises(ValueError, match="training budget"):
+        train.fit(Linear(), _data(), steps=2, seconds=0, progress=False, device=CPU)

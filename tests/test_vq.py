@@ -135,3 +135,214 @@ def test_autoencoder_trains_and_tokens_roundtrip():
         model.quantizer(torch.randn(3, 3))
     with pytest.raises(ValueError, match="ema=0.99"):
         vq.VectorQuantizer(4, 2, restart=True)
+
+
+# ----------------------------------------------------------------------------- oracle: vector-quantize-pytorch
+
+
+def _vqp():
+    return pytest.importorskip("vector_quantize_pytorch")
+
+
+@pytest.mark.parametrize("K, D, decay, beta", [(6, 3, 0.7, 0.25), (16, 5, 0.99, 0.4)])
+def test_vq_matches_vector_quantize_pytorch(K, D, decay, beta):
+    """Nearest codes, the straight-through gradient, the commitment loss and one EMA step agree
+    with ``vector_quantize_pytorch.VectorQuantize`` started from the same codebook."""
+    vqp = _vqp()
+    torch.manual_seed(0)
+    theirs = vqp.VectorQuantize(
+        dim=D, codebook_size=K, decay=decay, commitment_weight=beta, rotation_trick=False
+    ).train()
+    ours = vq.VectorQuantizer(K, D, ema=decay, beta=beta).train()
+    with torch.no_grad():
+        ours.embedding.copy_(theirs._codebook.embed[0])
+        ours.embed_sum.copy_(theirs._codebook.embed_avg[0])
+        ours.cluster_size.copy_(theirs._codebook.cluster_size[0])
+    x = torch.randn(3, 4, 2, D)  # (B, H, W, D), channels last for theirs
+    x_theirs = x.reshape(3, 8, D).clone().requires_grad_()
+    z = x.permute(0, 3, 1, 2).clone().requires_grad_()  # (B, D, H, W) for ours
+    q_theirs, idx, loss_theirs = theirs(x_theirs)
+    q = ours(z)
+    assert torch.equal(idx.long().view(3, 4, 2), q.codes)
+    assert torch.allclose(q_theirs.view(3, 4, 2, D).permute(0, 3, 1, 2), q.z_q, atol=1e-6)
+    assert torch.allclose(loss_theirs, q.loss, atol=1e-6)  # beta * commitment, no codebook term
+    w = torch.randn(3, 8, D)
+    (g_theirs,) = torch.autograd.grad((q_theirs * w).sum(), x_theirs)
+    (g_ours,) = torch.autograd.grad((q.z_q * w.view(3, 4, 2, D).permute(0, 3, 1, 2)).sum(), z)
+    assert torch.allclose(g_theirs.view(3, 4, 2, D).permute(0, 3, 1, 2), g_ours)
+    assert torch.allclose(theirs._codebook.cluster_size[0], ours.cluster_size, atol=1e-6)
+    assert torch.allclose(theirs._codebook.embed[0], ours.embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize("levels", [[3], [4, 3, 5], [8, 5, 5, 5], [8, 6, 5]])
+def test_fsq_matches_vector_quantize_pytorch(levels):
+    vqp = _vqp()
+    z = torch.randn(4, 9, len(levels), generator=torch.Generator().manual_seed(3)) * 2
+    z_theirs, idx = vqp.FSQ(levels)(z)
+    q = vq.FSQ(levels)(z.view(4, 9, 1, len(levels)).permute(0, 3, 1, 2))
+    assert torch.allclose(z_theirs, q.z_q.permute(0, 2, 3, 1).reshape(4, 9, -1), atol=1e-6)
+    assert torch.equal(idx.long(), q.codes.view(4, 9))
+
+
+def test_token_prior_network_evaluations_are_counted():
+    """evaluate's hook on prior.net sees every pass: T per sample, 2T with guidance."""
+    from coursekit import evaluation
+    from coursekit.autoregressive import TokenPrior
+
+    prior = TokenPrior(5, (2, 3), num_classes=3, d_model=16, n_head=2, n_layer=1)
+    y = torch.tensor([0, 1, 2, 1])
+    for guidance, per_sample in [(1.0, 6), (2.0, 12)]:
+        with evaluation.count_calls(prior.net) as calls:
+            prior.sample(4, y, guidance=guidance)
+        assert calls.per_sample(4) == per_sample
+
+
+# ----------------------------------------------------------------------------- Gumbel
+
+
+def test_gumbel_noise_has_the_gumbel_moments_and_gumbel_max_samples_the_softmax():
+    g = vq.gumbel_noise((200_000,), generator=torch.Generator().manual_seed(0))
+    assert g.mean().item() == pytest.approx(0.5772, abs=0.01)  # Euler-Mascheroni
+    assert g.var().item() == pytest.approx(math.pi**2 / 6, rel=0.02)
+    logits = torch.tensor([1.0, 0.0, -1.0, 2.0])
+    noise = vq.gumbel_noise((100_000, 4), generator=torch.Generator().manual_seed(1))
+    freq = torch.bincount((logits + noise).argmax(1), minlength=4).float() / 100_000
+    assert torch.allclose(freq, torch.softmax(logits, 0), atol=0.01)
+
+
+def test_gumbel_softmax_relaxes_and_its_hard_variant_is_straight_through():
+    logits = torch.randn(6, 5, requires_grad=True)
+    noise = vq.gumbel_noise((6, 5), generator=torch.Generator().manual_seed(2))
+    soft = vq.gumbel_softmax(logits, 0.5, noise)
+    assert torch.allclose(soft, torch.softmax((logits + noise) / 0.5, -1))
+    hard = vq.gumbel_softmax(logits, 0.5, noise, hard=True)
+    assert torch.equal(hard.detach(), torch.nn.functional.one_hot(soft.argmax(-1), 5).float())
+    w = torch.randn(6, 5)
+    (g_hard,) = torch.autograd.grad((hard * w).sum(), logits)
+    (g_soft,) = torch.autograd.grad((soft * w).sum(), logits)
+    assert torch.allclose(g_hard, g_soft)
+    # low temperature: the relaxed sample approaches the one-hot of the Gumbel-max
+    cold = vq.gumbel_softmax(logits.detach(), 1e-4, noise)
+    assert torch.allclose(cold, hard.detach(), atol=1e-3)
+
+
+def test_kl_to_uniform_closed_form():
+    logits = torch.randn(7, 6)
+    q = torch.softmax(logits, -1)
+    entropy = -(q * q.log()).sum(-1)
+    assert torch.allclose(vq.kl_to_uniform(logits), (math.log(6) - entropy).mean())
+    assert vq.kl_to_uniform(torch.zeros(3, 6)).abs() < 1e-6
+
+
+def test_gumbel_quantizer_is_hard_at_evaluation_and_mixes_codes_in_training():
+    torch.manual_seed(0)
+    quantizer = vq.GumbelQuantizer(5, 3, tau=1.0, kl_weight=0.1)
+    logits = torch.randn(2, 5, 3, 3)
+    q = quantizer.eval()(logits)
+    assert torch.equal(q.codes, logits.argmax(1))
+    assert torch.allclose(q.z_q, quantizer.lookup(q.codes))
+    assert torch.allclose(q.loss, 0.1 * vq.kl_to_uniform(logits.permute(0, 2, 3, 1).reshape(-1, 5)))
+    soft = quantizer.train()(logits.requires_grad_())
+    assert not torch.allclose(soft.z_q, q.z_q)  # a mix of code vectors, not one of them
+    (grad,) = torch.autograd.grad(soft.z_q.sum(), logits)
+    assert grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- VAR
+
+
+def test_multiscale_tokens_sum_to_the_quantised_latent():
+    torch.manual_seed(0)
+    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4)).eval()
+    z = torch.randn(5, 3, 4, 4)
+    q = quantizer(z)
+    assert q.codes.shape == (5, 1 + 4 + 16)
+    assert torch.allclose(quantizer.lookup(q.codes), q.z_q, atol=1e-6)
+    sums = quantizer.partial_sums(q.codes)
+    assert len(sums) == 3 and sums[0].abs().max() == 0
+    last = quantizer.upsample(quantizer.vq.lookup(quantizer.split(q.codes)[2]), 4)
+    assert torch.allclose(sums[2] + last, q.z_q, atol=1e-6)
+    # the first token map quantises the image-wide mean of z
+    mean = z.mean((2, 3))
+    assert torch.equal(q.codes[:, 0], vq.nearest_code(mean, quantizer.vq.embedding))
+
+
+def test_block_causal_mask_no_scale_sees_a_later_scale_by_jacobians():
+    assert torch.equal(
+        vq.block_causal_mask([1, 2]),
+        torch.tensor([[1, 0, 0], [1, 1, 1], [1, 1, 1]], dtype=torch.bool),
+    )
+    torch.manual_seed(0)
+    prior = vq.ScalePrior(vq.MultiScaleVQ(6, 2, (1, 2, 3)), d_model=16, n_head=2, n_layer=2)
+    sizes, T = prior.sizes, sum(prior.sizes)
+    block = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+    h = torch.randn(1, T, 16)
+    jac = torch.autograd.functional.jacobian(lambda h: prior.net(h), h)  # (1, T, K, 1, T, d)
+    dep = jac[0].abs().sum((1, 2, 4)) > 0  # (T out, T in): does output t depend on input s
+    assert torch.equal(dep, block[:, None] >= block[None, :])
+
+
+def test_scale_prior_probabilities_sum_to_one_and_sampling_takes_one_pass_per_scale():
+    from coursekit import evaluation
+
+    torch.manual_seed(0)
+    prior = vq.ScalePrior(vq.MultiScaleVQ(3, 2, (1, 2)), num_classes=2, d_model=16, n_head=2,
+                          n_layer=1)  # fmt: skip
+    every = torch.tensor(list(itertools.product(range(3), repeat=5)))  # all 3^5 sequences
+    for y in (None, torch.ones(len(every), dtype=torch.long)):
+        total = prior.log_prob(every, y).exp().sum()
+        assert total.item() == pytest.approx(1.0, abs=1e-5)
+    y = torch.tensor([0, 1, 1, 0])
+    for guidance, per_sample in [(1.0, 2), (3.0, 4)]:
+        with evaluation.count_calls(prior.net) as calls:
+            s = prior.sample(4, y, guidance=guidance, generator=torch.Generator().manual_seed(0))
+        assert s.shape == (4, 5) and calls.per_sample(4) == per_sample
+
+
+# ----------------------------------------------------------------------------- captions, VQ-GAN
+
+
+def test_caption_prior_probabilities_sum_to_one_given_a_caption():
+    torch.manual_seed(0)
+    prior = vq.CaptionPrior(3, (2, 2), num_words=4, caption_length=2, d_model=16, n_head=2,
+                            n_layer=1)  # fmt: skip
+    every = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 2, 2)
+    words = torch.tensor([[1, 3]]).expand(len(every), 2)
+    assert prior.log_prob(every, words).exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+    # the cached sampler draws from the same conditionals as the teacher-forced logits
+    g = torch.Generator().manual_seed(0)
+    draws = prior.sample(4000, words[:1].expand(4000, 2), generator=g)
+    first = torch.bincount(draws[:, 0, 0], minlength=3).float() / 4000
+    p_first = torch.softmax(prior.logits(every[:1], words[:1])[0, 0], -1)
+    assert torch.allclose(first, p_first, atol=0.03)
+
+
+def test_vocabulary_and_captions():
+    vocab = vq.Vocabulary()
+    ids = vocab.encode(["a thin seven", "a bold two"])
+    assert ids.shape == (2, 3) and vocab.words[ids[0, 2]] == "seven"
+    with pytest.raises(ValueError, match="vocabulary"):
+        vocab.encode("a purple seven")
+    images = torch.zeros(4, 1, 8, 8)
+    images[1, :, :4] = 1.0
+    images[3] = 0.5
+    labels = torch.tensor([7, 7, 2, 2])
+    medians = vq.class_medians(images, labels)
+    assert vq.make_captions(images, labels, medians) == [
+        "a thin seven", "a bold seven", "a thin two", "a bold two",
+    ]  # fmt: skip
+
+
+def test_vqgan_step_trains_both_players():
+    from coursekit import train
+
+    torch.manual_seed(0)
+    model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3, ema=0.9, restart=True), hidden=8)
+    disc = vq.PatchDiscriminator(1, 8)
+    before = [p.clone() for p in disc.parameters()]
+    feats = torch.nn.Conv2d(1, 4, 3, padding=1)
+    step = vq.VQGANStep(model, features=feats, discriminator=disc, adv_start=2)
+    history = train.fit(model, torch.rand(32, 1, 8, 8), steps=4, batch_size=8, step_fn=step,
+                        progress=False)  # fmt: skip
+    assert {"recon", "feature", "g_adv", "d_loss"} <= set(history.logs)
+    assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters()))

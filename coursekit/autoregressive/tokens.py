@@ -141,7 +141,7 @@ class TokenPrior(models.GenerativeModel):
         seq = self.check_tokens(s)  # (B, T)
         start = self.class_tokens(y, len(seq))[:, None]  # (B, 1)
         inputs = torch.cat([start, seq[:, :-1]], dim=1)  # (B, T): shifted right by one
-        return self.net.forward_tokens(inputs)
+        return self.net(inputs)  # a module call: evaluate's hook counts it
 
     def guided_logits(self, s: Tensor, y: Tensor | None, guidance: float = 1.0) -> Tensor:
         """l_uncond + w (l_cond - l_uncond), (B, T, K); ``y=None`` or w = 1 is one pass."""
@@ -200,7 +200,7 @@ class TokenPrior(models.GenerativeModel):
         caches = [{} for _ in self.net.blocks]
         out = []
         for t in range(self.num_tokens):
-            logits = self.net.forward_tokens(tokens[:, -1:], start=t, caches=caches)[:, -1]
+            logits = self.net(tokens[:, -1:], start=t, caches=caches)[:, -1]
             if guided:
                 cond, uncond = logits[:n], logits[n:]  # (n, K) each
                 logits = uncond + guidance * (cond - uncond)

@@ -123,6 +123,11 @@ class CausalTransformer(Autoregressive):
             h = block(h, None if caches is None else caches[i])
         return self.head(self.ln(h))
 
+    def forward(self, tokens: Tensor, start: int = 0, caches: list | None = None) -> Tensor:
+        """``forward_tokens`` as the module's call, so that a forward hook on the network (the
+        network-evaluation count of ``evaluation.evaluate``) sees every pass."""
+        return self.forward_tokens(tokens, start, caches)
+
     def tokens(self, k: Tensor) -> Tensor:
         """(B, *shape) levels -> (B, D) input tokens: start, then x_order[0..D-2]."""
         x = k.flatten(1)[:, self.order]  # (B, D) in chain-rule order

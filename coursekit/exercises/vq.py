@@ -3,7 +3,9 @@
 The references are in ``coursekit.vq``. The messages name the usual mistakes: the quantised
 latent returned without the straight-through estimator (no gradient to the encoder), the
 distances without the ||e||^2 term, the farthest code instead of the nearest, the codebook and
-commitment losses with their stop-gradients swapped, beta on the wrong term.
+commitment losses with their stop-gradients swapped, beta on the wrong term, Gumbel noise
+written as -log(u) (exponential noise, not Gumbel), the temperature multiplied instead of
+divided, and VAR's block-causal mask written as a plain causal or a strictly-earlier mask.
 
 Every check runs on cases that differ in every size a student could write as a number (the
 number of vectors N, their dimension D, the codebook size K); ``seed=0`` starts with the
@@ -48,8 +50,13 @@ def _cases(seed: int) -> list[check.Case]:
 
 
 def _grads(ex: check.Exercise, out: Tensor, w: Tensor) -> list[Tensor | None]:
-    """Gradients of <w, out> with respect to the tensors of the last ``ex.call(grad=...)``."""
-    tensors = [t for _, t in ex._last_call[3]]
+    """Gradients of <w, out> with respect to the inputs of the last ``ex.call(grad=...)`` that
+    require gradients (the copies ``ex.inputs()`` returns), in argument order.
+
+    ``w`` must be the direction ``ex.grad`` uses (ones for a scalar, else ``randn`` from seed
+    0): the grader's sandbox returns the student's gradient in that direction only."""
+    args, _ = ex.inputs()
+    tensors = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
     if not out.requires_grad:
         return [None] * len(tensors)
     return list(torch.autograd.grad(out, tensors, w, allow_unused=True, retain_graph=True))
@@ -189,5 +196,133 @@ def check_vq_loss(
             raise check.CheckFailed(
                 "your loss has the right value but the wrong gradient: the codebook term "
                 "detaches z, the commitment term detaches z_q"
+            )
+    return ex.result
+
+
+# ----------------------------------------------------------------------------- Gumbel-softmax
+
+
+def reference_gumbel_softmax(logits: Tensor, tau: float, u: Tensor) -> Tensor:
+    """softmax((logits + g) / tau) over the last axis, g = -log(-log u) the Gumbel noise of u."""
+    return ref.gumbel_softmax(logits, tau, -torch.log(-torch.log(u)))
+
+
+def check_gumbel_softmax(
+    gumbel_softmax_fn: Callable[[Tensor, float, Tensor], Tensor], *, seed: int = 0
+) -> check.Result:
+    """``gumbel_softmax_fn(logits, tau, u) -> (N, K)``: the relaxed one-hot
+    softmax((logits - log(-log u)) / tau) for logits (N, K) and uniform noise u (N, K)."""
+    with check.exercise(
+        "Gumbel-softmax", success="Gumbel noise -log(-log u), divided by tau, softmax over codes"
+    ) as ex:
+        cases = check.sizes(seed, N=(8, 5, range(3, 14)), K=(6, 9, range(3, 12)))
+        for case in ex.cases(cases):
+            g = case.generator(0)
+            logits = torch.randn(case.N, case.K, generator=g) * 2
+            u = torch.rand(case.N, case.K, generator=g).clamp(1e-4, 1 - 1e-4)
+            tau = (0.5, 2.0, 0.7)[case.index % 3]
+            out = ex.call(gumbel_softmax_fn, logits, tau, u, grad=(0,))
+            out = ex.tensor(out, shape=(case.N, case.K), what="your sample")
+            gumbel = -torch.log(-torch.log(u))
+            want = torch.softmax((logits + gumbel) / tau, -1)
+            ex.close(
+                out,
+                want,
+                what="your sample",
+                hints={
+                    "used -log(u) as the noise: that is exponential noise; Gumbel noise is "
+                    "-log(-log u)": torch.softmax((logits - torch.log(u)) / tau, -1),
+                    "flipped the sign of the Gumbel noise: g = -log(-log u)": torch.softmax(
+                        (logits + torch.log(-torch.log(u))) / tau, -1
+                    ),
+                    "multiplied by the temperature: divide the logits plus noise by tau": (
+                        torch.softmax((logits + gumbel) * tau, -1)
+                    ),
+                    "left out the temperature: divide (logits + g) by tau": torch.softmax(
+                        logits + gumbel, -1
+                    ),
+                    "divided only the noise by tau: divide the sum (logits + g) by tau": (
+                        torch.softmax(logits + gumbel / tau, -1)
+                    ),
+                    "forgot the noise: softmax(logits / tau) is not a sample": torch.softmax(
+                        logits / tau, -1
+                    ),
+                    "took the softmax over the wrong axis: each row (over the K codes) must "
+                    "sum to 1": torch.softmax((logits + gumbel) / tau, 0),
+                    "returned the hard one-hot of the argmax: the relaxation is the softmax "
+                    "itself (the hard sample has no gradient)": torch.nn.functional.one_hot(
+                        want.argmax(-1), case.K
+                    ),
+                },
+            )
+            if not out.requires_grad:
+                raise check.CheckFailed(
+                    "your sample has the right value but carries no gradient to the logits: the "
+                    "relaxation exists to be differentiable; do not detach it or use no_grad"
+                )
+            w = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))  # ex.grad's
+            (g_logits,) = _grads(ex, out, w)
+            want_g = want * (w - (w * want).sum(-1, keepdim=True)) / tau  # softmax's Jacobian
+            if g_logits is None or not torch.allclose(g_logits, want_g, atol=1e-5, rtol=1e-4):
+                raise check.CheckFailed(
+                    "your sample has the right value but the wrong gradient: compute it with "
+                    "torch operations from the logits (no straight-through or detached parts)"
+                )
+    return ex.result
+
+
+# ----------------------------------------------------------------------------- VAR mask
+
+
+def reference_block_causal_mask(sizes: list[int]) -> Tensor:
+    """(T, T) bool, T = sum(sizes): query t may attend key s iff block(s) <= block(t)."""
+    return ref.block_causal_mask(sizes)
+
+
+def _block_sizes(case: check.Case) -> list[int]:
+    if case.seed == 0 and case.index == 0:
+        return [1, 4, 16]  # the notebook's scales 1x1, 2x2, 4x4
+    g = case.generator(0)
+    return [int(v) for v in torch.randint(1, 6, (case.n,), generator=g)]
+
+
+def check_block_causal_mask(
+    mask_fn: Callable[[list[int]], Tensor], *, seed: int = 0
+) -> check.Result:
+    """``mask_fn(sizes) -> (T, T) bool``: True where a query of block b may attend a key of
+    block c, i.e. c <= b (its own scale and the coarser ones)."""
+    with check.exercise(
+        "block-causal mask", success="each scale sees itself and coarser scales"
+    ) as ex:
+        for case in ex.cases(check.sizes(seed, n=(3, 4, range(2, 6)))):
+            sizes = _block_sizes(case)
+            T = sum(sizes)
+            out = ex.call(mask_fn, list(sizes))
+            out = ex.tensor(out, shape=(T, T), what="your mask")
+            ex.require(
+                out.dtype == torch.bool,
+                f"your mask has dtype {out.dtype}: return a bool tensor (True = may attend)",
+            )
+            block = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+            ex.close(
+                out,
+                block[:, None] >= block[None, :],
+                what="your mask",
+                hints={
+                    "wrote a plain causal (token-by-token) mask: within a scale every position "
+                    "sees every other, only later scales are hidden": torch.ones(T, T).tril(),
+                    "hid the query's own scale (strictly earlier blocks): a scale's positions "
+                    "must attend to each other and to the coarser scales": block[:, None]
+                    > block[None, :],
+                    "transposed the mask: rows are queries, columns keys; a query sees the "
+                    "coarser (earlier) scales": block[:, None] <= block[None, :],
+                    "let each scale see only itself: it must also see every coarser scale": (
+                        block[:, None] == block[None, :]
+                    ),
+                    "masked nothing: a scale must not see the finer scales it predicts before": (
+                        torch.ones(T, T)
+                    ),
+                },
             )
     return ex.result

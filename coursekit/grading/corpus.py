@@ -447,7 +447,11 @@ def generate(out: Path, *, sentinel: Path | None = None, numbers: list[str] | No
         fn = first.function
         params, call, names_only = _signature(solution[fn])
         correct_ns: dict = {}
-        exec("import math\nimport numpy as np\nimport torch\n" + solution[fn], correct_ns)
+        exec(
+            "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+            + solution[fn],
+            correct_ns,
+        )
         keys = _notebook_keys(first, correct_ns[fn])
         support = (
             KEY_SOURCE

@@ -63,6 +63,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
         ebm,  # lecture 09
         flow_matching,
         flows,
+        gans,  # lecture 05
         vae,
     )
 
@@ -101,6 +102,11 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "coupling_inverse": _with_reference_forward,
             "lu_conv": flows.check_lu_conv,
             "edit_latent": flows.check_latent_edit,  # lecture 04, topic 8 (latent edit)
+        },
+        "05": {
+            "discriminator_loss": gans.check_discriminator_loss,
+            "generator_loss": gans.check_generator_loss,
+            "gradient_penalty": gans.check_gradient_penalty,
         },
         "06": {
             "q_sample": diffusion.check_q_sample,
@@ -211,7 +217,12 @@ def register_callables() -> None:
 
 
 def _vq_checks() -> dict[str, Callable[..., check.Result]]:
-    """Lecture 07's exercises: the quantiser and the VQ-VAE loss."""
+    """Lecture 07's exercises: the quantiser, the VQ-VAE loss, Gumbel-softmax, VAR's mask."""
     from coursekit.exercises import vq
 
-    return {"quantize": vq.check_quantize, "vq_loss": vq.check_vq_loss}
+    return {
+        "quantize": vq.check_quantize,
+        "vq_loss": vq.check_vq_loss,
+        "gumbel_softmax": vq.check_gumbel_softmax,
+        "block_causal_mask": vq.check_block_causal_mask,
+    }

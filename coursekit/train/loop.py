@@ -68,6 +68,7 @@ def fit(
     data: Tensor | tuple[Tensor, Tensor | None] | ImageSet | Iterable[Batch],
     *,
     steps: int,
+    seconds: float | None = None,
     lr: float = 1e-3,
     batch_size: int = 128,
     optimizer: torch.optim.Optimizer | None = None,
@@ -94,6 +95,10 @@ def fit(
             ``ImageSet`` (float images in [0, 1] with their labels), or any iterable of
             ``(x, y)`` batches (used as given: ``batch_size`` and ``generator`` are ignored).
         steps: total number of optimizer steps (including those of a resumed checkpoint).
+        seconds: a wall-clock training budget: stop after the first step at which this call
+            has trained for ``seconds`` (``steps`` is then the most it may take). The steps
+            done are ``history.steps[-1]``; a checkpoint, if any, is written at that step.
+            Equal budgets are how lecture 10 compares families fairly.
         lr, weight_decay: of the default AdamW optimizer.
         optimizer: your own optimizer over ``model.parameters()`` instead of AdamW.
         clip_grad: clip the global gradient norm to this value; logs ``"grad_norm"``.
@@ -124,6 +129,8 @@ def fit(
             f"Need steps >= 0, checkpoint_every >= 1 and log_every >= 1 (or None); "
             f"got {steps=}, {checkpoint_every=}, {log_every=}."
         )
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"seconds is a training budget > 0 (or None), got {seconds!r}.")
     trains_itself = hasattr(model, "train_step")
     if trains_itself:
         _check_self_training(model, optimizer, clip_grad, ema, amp, step_fn)
@@ -167,16 +174,18 @@ def fit(
             if averaged is not None:
                 averaged.update(model)
             pending.append((step, _detach_terms(terms, step, dev)))
-
-            save_now = checkpoint is not None and (step % checkpoint_every == 0 or step == steps)
-            if step % log_every == 0 or step == steps or save_now:
+            # the budget is checked after a whole step (so the run ends on a complete update)
+            out_of_time = seconds is not None and time.perf_counter() - session_start >= seconds
+            last = step == steps or out_of_time
+            save_now = checkpoint is not None and (step % checkpoint_every == 0 or last)
+            if step % log_every == 0 or last or save_now:
                 # raises FloatingPointError before a bad checkpoint is written
                 _flush(pending, history, describe, _kept(checkpoint, good))
                 pending.clear()
                 bar.update(step - bar.n)
                 bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.logs.items()}, refresh=False)
                 if plotter is not None:
-                    plotter.update(history, final=step == steps)
+                    plotter.update(history, final=last)
             history.seconds = seconds_before + time.perf_counter() - session_start
             if save_now:
                 try:
@@ -189,6 +198,8 @@ def fit(
                         "Nothing was saved." + _kept(checkpoint, good) + _ADVICE
                     ) from None
                 good = (os.fspath(checkpoint), step)
+            if out_of_time:
+                break
     finally:
         bar.close()
         model.train(was_training)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coursekit import models
-from coursekit.vq.quantizers import FSQ, VectorQuantizer
+from coursekit.vq.quantizers import FSQ, GumbelQuantizer, MultiScaleVQ, VectorQuantizer
 
 
 def conv_encoder(channels: int, dim: int, hidden: int = 64) -> nn.Module:
@@ -61,15 +61,17 @@ class VQAutoencoder(models.GenerativeModel):
         "log_prob(codes) for bits per image of the tokens."
     )
 
-    def __init__(self, quantizer: VectorQuantizer | FSQ, data_shape=(1, 8, 8), *, hidden: int = 64):
+    def __init__(self, quantizer: nn.Module, data_shape=(1, 8, 8), *, hidden: int = 64):
         super().__init__()
         C, H, W = data_shape
         if H % 2 or W % 2:
             raise ValueError(f"the encoder halves H and W: pass even sizes, got {data_shape}.")
         self.data_shape = tuple(data_shape)
         self.grid_shape = (H // 2, W // 2)
+        # the prior's data: the code grid, or a quantiser's own layout (multi-scale: a sequence)
+        self.token_shape = tuple(getattr(quantizer, "token_shape", self.grid_shape))
         self.quantizer = quantizer
-        self.encoder = conv_encoder(C, quantizer.dim, hidden)
+        self.encoder = conv_encoder(C, getattr(quantizer, "in_dim", quantizer.dim), hidden)
         self.decoder = conv_decoder(C, quantizer.dim, hidden)
 
     @property
@@ -83,7 +85,7 @@ class VQAutoencoder(models.GenerativeModel):
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
-        """Images (B, C, H, W) -> codes (B, H/2, W/2) int64."""
+        """Images (B, C, H, W) -> codes (B, *token_shape) int64 (the (H/2, W/2) grid for VQ)."""
         was = self.training
         self.eval()
         codes = self.quantize(x).codes
@@ -95,7 +97,7 @@ class VQAutoencoder(models.GenerativeModel):
 
     @torch.no_grad()
     def decode(self, codes: Tensor) -> Tensor:
-        """Codes (B, H/2, W/2) -> images (B, C, H, W) in [0, 1]."""
+        """Codes (B, *token_shape) -> images (B, C, H, W) in [0, 1]."""
         return self.decode_latent(self.quantizer.lookup(codes))
 
     @torch.no_grad()
@@ -105,19 +107,22 @@ class VQAutoencoder(models.GenerativeModel):
     def loss(self, x: Tensor, y: Tensor | None = None) -> dict[str, Tensor]:
         q = self.quantize(x)
         recon = F.mse_loss(self.decode_latent(q.z_q), x)
-        return {
+        terms = {
             "loss": recon + q.loss,
             "recon": recon.detach(),
             "codebook": q.codebook.detach(),
             "commitment": q.commitment.detach(),
         }
+        if q.kl is not None:
+            terms["kl"] = q.kl.detach()
+        return terms
 
     @torch.no_grad()
     def sample(
         self, n: int, y: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Decode uniformly random codes: the ELBO view's uniform prior (not a good sampler)."""
-        codes = torch.randint(0, self.num_codes, (n, *self.grid_shape), generator=generator)
+        codes = torch.randint(0, self.num_codes, (n, *self.token_shape), generator=generator)
         return self.decode(codes.to(self.device))
 
 
@@ -135,12 +140,12 @@ class TokenModel(models.GenerativeModel):
     def __init__(self, tokenizer: VQAutoencoder, prior: nn.Module):
         super().__init__()
         if (
-            tuple(prior.data_shape) != tokenizer.grid_shape
+            tuple(prior.data_shape) != tokenizer.token_shape
             or prior.vocab_size != tokenizer.num_codes
         ):
             raise ValueError(
                 f"the prior models grids {tuple(prior.data_shape)} over {prior.vocab_size} codes, "
-                f"the tokenizer makes {tokenizer.grid_shape} over {tokenizer.num_codes}."
+                f"the tokenizer makes {tokenizer.token_shape} over {tokenizer.num_codes}."
             )
         self.tokenizer, self.prior = tokenizer, prior
         self.data_shape = tokenizer.data_shape
@@ -175,5 +180,21 @@ def _tiny_vq() -> models.ConformanceCase:
 def _tiny_fsq() -> models.ConformanceCase:
     gen = torch.Generator().manual_seed(0)
     model = VQAutoencoder(FSQ([3, 4]), (1, 8, 8), hidden=8)
+    x = torch.rand(4, 1, 8, 8, generator=gen)
+    return models.ConformanceCase(model=model, x=x, data_range=(0.0, 1.0), checks_input=True)
+
+
+@models.register_conformance("gumbel-autoencoder")
+def _tiny_gumbel() -> models.ConformanceCase:
+    gen = torch.Generator().manual_seed(0)
+    model = VQAutoencoder(GumbelQuantizer(6, 3), (1, 8, 8), hidden=8)
+    x = torch.rand(4, 1, 8, 8, generator=gen)
+    return models.ConformanceCase(model=model, x=x, data_range=(0.0, 1.0), checks_input=True)
+
+
+@models.register_conformance("multiscale-autoencoder")
+def _tiny_multiscale() -> models.ConformanceCase:
+    gen = torch.Generator().manual_seed(0)
+    model = VQAutoencoder(MultiScaleVQ(8, 3, (1, 2, 4)), (1, 8, 8), hidden=8)
     x = torch.rand(4, 1, 8, 8, generator=gen)
     return models.ConformanceCase(model=model, x=x, data_range=(0.0, 1.0), checks_input=True)

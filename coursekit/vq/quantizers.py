@@ -6,6 +6,12 @@
 - :class:`FSQ`: finite scalar quantisation (Mentzer et al. 2023): each channel is bounded and
   rounded to one of ``levels[c]`` values; the implicit codebook has ``prod(levels)`` codes and
   no parameters, so no auxiliary loss is needed.
+- :class:`GumbelQuantizer`: the dVAE's relaxed categorical (DALL-E, Ramesh et al. 2021): the
+  encoder gives K logits per position, a Gumbel-softmax sample at temperature tau (Jang et al.
+  2017; Maddison et al. 2017) mixes the K code vectors, with a KL to the uniform prior; hard
+  (argmax) codes at evaluation.
+- :class:`MultiScaleVQ`: VAR's residual tokenizer (Tian et al. 2024): the latent is the sum of
+  token maps at scales 1x1, 2x2, ..., each quantising what the coarser ones left.
 
 Both take a latent ``z`` of shape (B, D, H, W) (channels first, like a conv encoder's output)
 and return a :class:`Quantized` bundle. The metrics at the end (:func:`codebook_usage`,
@@ -31,6 +37,7 @@ class Quantized:
     loss: Tensor  # scalar: codebook + beta * commitment (0 for FSQ and for EMA's codebook)
     codebook: Tensor  # scalar, ||sg[z] - e||^2
     commitment: Tensor  # scalar, ||z - sg[e]||^2
+    kl: Tensor | None = None  # scalar, KL(q(k | x) || uniform) per position (Gumbel only)
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -135,9 +142,10 @@ class VectorQuantizer(nn.Module):
     def forward(self, z: Tensor) -> Quantized:
         flat = _flat(z)  # (N, D)
         codes = nearest_code(flat.detach(), self.embedding.detach())  # (N,)
+        # the vectors the codes were chosen against: read before the EMA update moves them
+        chosen = self.embedding[codes]  # (N, D), a copy (advanced indexing)
         if self.training and self.decay is not None:
             self._ema_update(flat.detach(), codes)
-        chosen = self.embedding[codes]  # (N, D)
         codebook, commitment = vq_loss_terms(flat, chosen)
         loss = self.beta * commitment + (codebook if self.decay is None else 0.0)
         z_q = _grid(straight_through(flat, chosen), z)  # (B, D, H, W)
@@ -219,6 +227,169 @@ class FSQ(nn.Module):
         digits = (codes[..., None] // self._basis) % self._L.long()  # (B, H, W, D)
         half_width = torch.div(self._L, 2, rounding_mode="floor")
         return ((digits - half_width) / half_width).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- Gumbel
+
+
+def gumbel_noise(shape, *, generator: torch.Generator | None = None, device=None) -> Tensor:
+    """Standard Gumbel noise g = -log(-log u), u ~ U(0, 1) (not -log u: that is Exp(1))."""
+    u = torch.rand(shape, generator=generator).to(device).clamp(1e-10, 1 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def gumbel_softmax(logits: Tensor, tau: float, noise: Tensor, *, hard: bool = False) -> Tensor:
+    """softmax((logits + g) / tau) over the last axis; ``hard``: the one-hot of its argmax in
+    the forward pass with the relaxed sample's gradient (straight-through Gumbel-softmax)."""
+    soft = torch.softmax((logits + noise) / tau, dim=-1)
+    if not hard:
+        return soft
+    one_hot = F.one_hot(soft.argmax(-1), soft.shape[-1]).type_as(soft)
+    return straight_through(soft, one_hot)
+
+
+def kl_to_uniform(logits: Tensor) -> Tensor:
+    """KL(softmax(logits) || uniform over K) = sum_k q_k log(q_k K), mean over the leading axes."""
+    logq = torch.log_softmax(logits, dim=-1)
+    return (logq.exp() * (logq + math.log(logits.shape[-1]))).sum(-1).mean()
+
+
+class GumbelQuantizer(nn.Module):
+    """The dVAE's quantiser: K logits per position -> a relaxed one-hot -> a mix of K codes.
+
+    The encoder outputs ``in_dim = num_codes`` logit channels; the decoder gets ``dim``
+    channels, the (relaxed) one-hot times the codebook (K, dim). In training the one-hot is
+    a Gumbel-softmax sample at temperature ``tau`` (``hard``: its straight-through argmax);
+    in evaluation it is the argmax of the logits, so the codes are deterministic. The loss is
+    ``kl_weight`` times the KL to the uniform prior over the K codes.
+    """
+
+    def __init__(
+        self, num_codes: int, dim: int, *, tau: float = 1.0, kl_weight: float = 1e-3,
+        hard: bool = False,
+    ):  # fmt: skip
+        super().__init__()
+        if num_codes < 2 or dim < 1:
+            raise ValueError(f"need num_codes >= 2 and dim >= 1, got {num_codes}, {dim}.")
+        if tau <= 0:
+            raise ValueError(f"the temperature tau must be > 0, got {tau}.")
+        self.num_codes, self.dim, self.in_dim = int(num_codes), int(dim), int(num_codes)
+        self.tau, self.kl_weight, self.hard = float(tau), float(kl_weight), hard
+        self.embedding = nn.Parameter(torch.randn(num_codes, dim) / math.sqrt(dim))  # (K, D)
+
+    @property
+    def codebook_vectors(self) -> Tensor:
+        return self.embedding
+
+    def forward(self, z: Tensor) -> Quantized:
+        logits = _flat(z)  # (N, K)
+        if logits.shape[1] != self.num_codes:
+            raise ValueError(
+                f"GumbelQuantizer takes {self.num_codes} logit channels (in_dim), "
+                f"got {logits.shape[1]}."
+            )
+        codes = logits.argmax(1)  # (N,)
+        if self.training:
+            g = gumbel_noise(logits.shape, device=logits.device)
+            weights = gumbel_softmax(logits, self.tau, g, hard=self.hard)  # (N, K)
+        else:
+            weights = F.one_hot(codes, self.num_codes).type_as(logits)
+        kl = kl_to_uniform(logits)
+        B, _, H, W = z.shape
+        z_q = (weights @ self.embedding).view(B, H, W, self.dim).permute(0, 3, 1, 2)
+        zero = logits.new_zeros(())
+        return Quantized(z_q, codes.view(B, H, W), self.kl_weight * kl, zero, zero, kl)
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, H, W) -> their vectors as a latent grid (B, D, H, W)."""
+        return self.embedding[codes].permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- multi-scale
+
+
+class MultiScaleVQ(nn.Module):
+    """VAR's multi-scale residual quantiser over one shared EMA codebook (Tian et al. 2024).
+
+    For scales s_1 < ... < s_n = H (e.g. 1, 2, 4 for a 4x4 latent): the residual r (first the
+    latent z) is area-downsampled to s_k x s_k, quantised (:class:`VectorQuantizer`), the codes'
+    vectors are upsampled back to H x W and subtracted from r. The quantised latent is the sum
+    of the upsampled maps; its codes are the n token maps flattened and concatenated, coarse
+    to fine: ``token_shape = (sum s_k^2,)``. Loss: beta ||z - sg[sum]||^2. The codebook is
+    updated once per step by EMA over the residuals of every scale together (one update per
+    scale would let each scale's dead-code restarts undo the others').
+    """
+
+    def __init__(
+        self, num_codes: int, dim: int, scales=(1, 2, 4), *, beta: float = 0.25,
+        ema: float = 0.99, restart: bool = True, restart_threshold: float = 1.0,
+    ):  # fmt: skip
+        super().__init__()
+        scales = tuple(int(s) for s in scales)
+        if not scales or list(scales) != sorted(set(scales)) or scales[0] < 1:
+            raise ValueError(f"scales must increase from >= 1, got {scales}.")
+        self.scales, self.beta = scales, float(beta)
+        self.vq = VectorQuantizer(
+            num_codes, dim, beta=beta, ema=ema, restart=restart, restart_threshold=restart_threshold
+        )
+        self.num_codes, self.dim = int(num_codes), int(dim)
+        self.token_shape = (sum(s * s for s in scales),)
+
+    @property
+    def codebook_vectors(self) -> Tensor:
+        return self.vq.embedding
+
+    def upsample(self, z: Tensor, size: int) -> Tensor:
+        """A scale's (B, D, s, s) map -> (B, D, size, size), bilinear."""
+        if z.shape[-1] == size:
+            return z
+        return F.interpolate(z, size=(size, size), mode="bilinear", align_corners=False)
+
+    def split(self, codes: Tensor) -> list[Tensor]:
+        """(B, sum s^2) codes -> one (B, s, s) map per scale."""
+        sizes = [s * s for s in self.scales]
+        return [c.view(-1, s, s) for c, s in zip(codes.split(sizes, dim=1), self.scales)]
+
+    def forward(self, z: Tensor) -> Quantized:
+        B, D, H, W = z.shape
+        if H != W or H != self.scales[-1]:
+            raise ValueError(
+                f"MultiScaleVQ with scales {self.scales} needs a square {self.scales[-1]}x"
+                f"{self.scales[-1]} latent, got {H}x{W}."
+            )
+        residual, total, codes, flats = z.detach(), torch.zeros_like(z), [], []
+        embedding = self.vq.embedding.detach()
+        for s in self.scales:
+            flat = _flat(F.adaptive_avg_pool2d(residual, s))  # (B*s*s, D)
+            c = nearest_code(flat, embedding)
+            up = self.upsample(embedding[c].view(B, s, s, D).permute(0, 3, 1, 2), H)
+            residual, total = residual - up, total + up
+            codes.append(c.view(B, s * s))
+            flats.append(flat)
+        if self.training:  # one EMA step (and restarts) over every scale's residuals together
+            self.vq._ema_update(torch.cat(flats), torch.cat([c.flatten() for c in codes]))
+        commitment = F.mse_loss(z, total)
+        zero = z.new_zeros(())
+        return Quantized(
+            straight_through(z, total), torch.cat(codes, 1), self.beta * commitment, zero,
+            commitment,
+        )  # fmt: skip
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, sum s^2) -> the quantised latent (B, D, H, W): the upsampled sum."""
+        H = self.scales[-1]
+        return sum(self.upsample(self.vq.lookup(c), H) for c in self.split(codes))
+
+    def partial_sums(self, codes: Tensor) -> list[Tensor]:
+        """The latent accumulated from the scales before each scale: n maps (B, D, H, W), the
+        first zero. VAR's Transformer reads scale k's input from the k-th of them."""
+        H = self.scales[-1]
+        total = self.vq.embedding.new_zeros(len(codes), self.dim, H, H)
+        out = []
+        for c in self.split(codes):
+            out.append(total)
+            total = total + self.upsample(self.vq.lookup(c), H)
+        return out
 
 
 # ----------------------------------------------------------------------------- metrics
