@@ -557,7 +557,9 @@ for name, fam in FAMILIES.items():
 # - **coverage**: ✓ when recall ≥ 0.6 *and* the class-histogram KL ≤ 0.05 nats; ✗ when recall
 #   < 0.3 *or* the KL > 0.2; ? otherwise;
 # - **well-behaved latent**: median feature path length / end-to-end distance ✓ ≤ 1.5,
-#   ✗ > 3, ? between; n/a without a latent;
+#   ✗ > 3, ? between; n/a without a latent; and at best ? when recall < 0.3 (added after the
+#   first run: a decoder that sends every latent to nearly the same image makes a short path,
+#   and that is no evidence of a well-behaved latent);
 # - **disentangled latent**: MIG on the shapes ✓ ≥ 0.2, ✗ < 0.05, ? between; n/a without a
 #   latent, — where there is one but we have no encoder for it;
 # - **efficient likelihood**: network passes per test image of the figure ✓ ≤ 2, ✗ > 100,
@@ -593,11 +595,14 @@ def ratings_of(name):
         likelihood = comparison.rate(s["lik_passes"], good=2, bad=100, higher_is_better=False)
     else:
         likelihood = NOT_MEASURED if name == "diffusion" else comparison.NONE
+    latent = comparison.rate(smoothness.get(name), good=1.5, bad=3, higher_is_better=False)
+    if latent == comparison.GOOD and s["recall"] < 0.3:  # samples that hardly vary: no evidence
+        latent = comparison.UNSURE
     return {
         "sampling": comparison.rate(s["nfe"], good=4, bad=20, higher_is_better=False),
         "quality": comparison.rate(s["fcd_ratio"][0], good=2, bad=5, higher_is_better=False),
         "coverage": coverage,
-        "latent": comparison.rate(smoothness.get(name), good=1.5, bad=3, higher_is_better=False),
+        "latent": latent,
         "disentangled": disentangled,
         "likelihood": likelihood,
     }  # fmt: skip
