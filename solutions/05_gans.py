@@ -132,7 +132,7 @@ plt.show()
 
 
 # %%
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F  # noqa: E402, F401 (for your losses below)
 
 
 def discriminator_loss(D, G, x, z):

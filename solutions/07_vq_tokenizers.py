@@ -337,12 +337,15 @@ checks.check_gumbel_softmax(gumbel_softmax)
 N_GUMBEL = utils.pick(smoke=2000, cpu=100000, gpu=100000)
 demo_logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0])
 u = torch.rand(N_GUMBEL, 5, generator=torch.Generator().manual_seed(3)).clamp(1e-6, 1 - 1e-6)
-argmax_freq = torch.bincount(gumbel_softmax(demo_logits, 1.0, u).argmax(1), minlength=5) / N_GUMBEL
+g = -torch.log(-torch.log(u))  # the library's vq.gumbel_softmax takes the noise itself
+argmax_freq = (
+    torch.bincount(vq.gumbel_softmax(demo_logits, 1.0, g).argmax(1), minlength=5) / N_GUMBEL
+)
 gumbel_max_tv = 0.5 * (argmax_freq - torch.softmax(demo_logits, 0)).abs().sum().item()
 print(f"Gumbel-max frequencies {argmax_freq.numpy().round(3)} vs softmax "
       f"{torch.softmax(demo_logits, 0).numpy().round(3)}: total variation {gumbel_max_tv:.4f}")  # fmt: skip
 taus = (0.1, 1.0, 5.0)
-max_weight = {t: gumbel_softmax(demo_logits, t, u).max(1).values.mean().item() for t in taus}
+max_weight = {t: vq.gumbel_softmax(demo_logits, t, g).max(1).values.mean().item() for t in taus}
 print("mean largest weight of a relaxed sample:",
       ", ".join(f"tau={t}: {m:.2f}" for t, m in max_weight.items()))  # fmt: skip
 
@@ -352,7 +355,7 @@ def show_relaxation(tau=1.0):
     axes[0].bar(range(5), torch.softmax(demo_logits, 0))
     axes[0].set_title("softmax(logits)", fontsize=9)
     for i, ax in enumerate(axes[1:]):
-        ax.bar(range(5), gumbel_softmax(demo_logits, tau, u[i]), color="C1")
+        ax.bar(range(5), vq.gumbel_softmax(demo_logits, tau, g[i]), color="C1")
         ax.set_title(f"relaxed sample {i + 1}, tau = {tau:.1f}", fontsize=9)
     axes[0].set_ylim(0, 1)
     plt.tight_layout()
