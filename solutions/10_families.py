@@ -402,10 +402,10 @@ for name, s in summary.items():
           f"{bpd:>22s} {s['steps']:7.0f}")  # fmt: skip
 
 # %% [markdown]
-# You should see the VAE best at 7.55× the floor (± 0.67 over the seeds), then the GAN
-# (13.7×) and the flow (15.7×), the autoregressive model (27.8×), the token model (37.2×) and
-# the EBM (52.8×), and diffusion and flow matching far behind at 215× with recall 0: after
-# about 900 steps each still draws nearly one blurred average digit (its precision is high:
+# You should see the VAE best at 7.56× the floor (± 0.37 over the seeds), then the GAN
+# (13.4×) and the flow (15.7×), the autoregressive model (27.0×), the token model (44.1×) and
+# the EBM (52.8×), and diffusion (217×) and flow matching (215×) far behind, with recall 0:
+# after about 870 steps each still draws nearly one blurred average digit (its precision is high:
 # the few shapes it draws fall inside the real digits' features). No family reaches the floor
 # at this budget; in their own lectures, with minutes of training, the families reach 0.9×
 # (lecture 05's DCGAN) to about 4× (lecture 09's convolutional EBM). A budget of seconds rewards the families whose loss gives a useful
@@ -432,9 +432,9 @@ print(
 print(f"Kendall tau between seeds: {[round(t, 3) for t in taus]}, mean {mean_tau:.3f}")
 
 # %% [markdown]
-# You should see a Kendall τ of 0.86 between every pair of seeds: the order is a property of
-# the families at this budget, and the swaps are between neighbours (GAN and flow, the token
-# model and the EBM, diffusion and flow matching).
+# You should see a Kendall τ of 0.90 on average over the pairs of seeds: the order is a
+# property of the families at this budget, and the only swaps are between neighbours (GAN
+# and flow, diffusion and flow matching).
 #
 # %% [markdown]
 # **Is the budget the verdict?** An equal budget favours the families that learn fastest, so
@@ -464,10 +464,10 @@ for name, r in speedup.items():
     print(f"{name:15s} FCD ratio at {BUDGET / 2:g} s / at {BUDGET:g} s: {r:5.2f}")
 
 # %% [markdown]
-# You should see two kinds of curve. The token model (its FCD ratio fell 6.0-fold over the
-# last doubling of the budget), the GAN (4.8-fold), the flow (2.2), the autoregressive model
-# (1.8) and the VAE (1.5) are still improving fast: their "quality" column would change with
-# a longer budget. Diffusion (1.06), flow matching (1.05) and the EBM (1.06) are on a
+# You should see two kinds of curve. The GAN (its FCD ratio fell 5.5-fold over the last
+# doubling of the budget), the token model (3.3-fold), the flow (1.9), the VAE (1.6) and the
+# autoregressive model (1.4) are still improving: their "quality" column would change with
+# a longer budget. Diffusion (1.04), flow matching (1.07) and the EBM (1.06) are on a
 # plateau: the denoisers still predict about the mean image at every noise level, and the
 # EBM's short-run chains have not yet been shaped by the energy. Their plateau is not their
 # limit (lectures 06 and 08 leave it after a few thousand steps), but it is what an equal
@@ -507,11 +507,12 @@ for ax, (name, imgs) in zip(np.atleast_1d(axes), paths.items()):
 plt.show()
 
 # %% [markdown]
-# You should see every family with a latent between 1.10 and 1.30, so all get ✓. Read the
-# column beside recall: diffusion (1.11) and flow matching (1.10) score *best* because their
-# samples hardly vary (recall 0). A decoder that sends every latent to nearly the same image
-# makes a short path, and the metric cannot tell that from a smooth one. The VAE (1.30), the
-# GAN (1.27) and the flow (1.26), whose samples do vary, are the meaningful ✓s.
+# You should see every family with a latent between 1.10 and 1.30. Read the column beside
+# recall: diffusion (1.11) and flow matching (1.10) score *best* because their samples
+# hardly vary (recall 0). A decoder that sends every latent to nearly the same image makes a
+# short path, and the metric cannot tell that from a smooth one, which is why the table's
+# rule gives them ? rather than ✓. The VAE (1.28), the GAN (1.27) and the flow (also 1.27),
+# whose samples do vary, are the meaningful ✓s.
 #
 # %% [markdown]
 # ## 5. Is it disentangled?
@@ -540,8 +541,8 @@ for name, fam in FAMILIES.items():
     print(f"{name:15s} MIG {mig[name]:.3f} over {codes.shape[1]} code dimensions")
 
 # %% [markdown]
-# You should see the VAE's posterior mean with MIG 0.118 and every other code below 0.01
-# (flow 0.002, token model 0.006, flow matching 0.008). Only the VAE has a small code (16
+# You should see the VAE's posterior mean with MIG 0.128 and every other code near 0
+# (flow 0.005, token model 0.006, flow matching 0.012). Only the VAE has a small code (16
 # dimensions) with a factorised prior pulling its dimensions apart; the flow's and flow
 # matching's codes are the 256 pixels transformed invertibly, and nothing rewards one
 # dimension for one factor. Lecture 02's β-VAE raises the VAE's MIG further.
@@ -624,28 +625,29 @@ for name in SEED:
 # %% [markdown]
 # The disagreements with the seed table, one by one:
 #
-# - **GAN, quality** (measured ✗, seed ✓): 13.7× the floor here is a statement about 10 s of
+# - **GAN, quality** (measured ✗, seed ✓): 13.4× the floor here is a statement about 10 s of
 #   training; lecture 05's DCGAN, with 3000 steps, is at 0.89×, the best sample quality in
 #   the course.
-# - **GAN, coverage** (?, seed ✗): recall 0.81 and a class KL of 0.054, just over the ✓
-#   threshold. This small DCGAN does not collapse on the digits (lecture 05 saw recall 0.99);
+# - **GAN, coverage** (?, seed ✗): recall 0.78 and a class KL of 0.071, over the ✓
+#   threshold of 0.05. This small DCGAN does not collapse on the digits (lecture 05 saw recall 0.99);
 #   the seed's ✗ is about GANs in general, which *can* drop modes (lecture 05's MLP GAN did).
 # - **VAE, likelihood** (✓, seed ✗): we rate the cost (one pass per image); the seed's ✗ is
 #   about exactness, and the kind column says "ELBO": a bound, not the likelihood.
-# - **flow, coverage** (✓, seed ?): recall 0.86 and class KL 0.046. Maximum likelihood
+# - **flow, coverage** (✓, seed ?): recall 0.86 and class KL 0.044. Maximum likelihood
 #   punishes every missed training image, so a flow covers the data even when its samples are
 #   poor.
-# - **flow, disentangled** (✗, seed ?): MIG 0.002, for the reason above: the latent is as
+# - **flow, disentangled** (✗, seed ?): MIG 0.005, for the reason above: the latent is as
 #   large as the image.
 # - **diffusion, quality and coverage** (✗, seed ✓ and ?): the plateau of the budget curve,
 #   not the family's limit (lecture 06: 2.14× the floor with DDPM-1000).
-# - **diffusion, latent** (✓, seed ✗): the metric's blind spot above; with samples that do
-#   not vary, a short path is no evidence of a well-behaved latent.
+# - **diffusion, latent** (?, seed ✗): the metric's blind spot above. The path is the
+#   shortest of all, but with samples that do not vary that is no evidence either way, so the
+#   rule leaves it at ?.
 # - **GAN disentangled, diffusion disentangled and likelihood** (—): not measured here. The
 #   GAN has no encoder; DDIM inversion and the probability-flow likelihood are not in
 #   `coursekit.diffusion`.
 #
-# Flow matching's ODE estimate (2262 bits/dim) is not a likelihood worth comparing either. Its
+# Flow matching's ODE estimate (2402 bits/dim) is not a likelihood worth comparing either. Its
 # network predicts the clean image, and most likely the velocity $(\hat x_1 - x)/(1 - t)$ it implies is
 # stiff near $t = 1$ when that prediction is poor, so 10 RK4 steps of the divergence do not
 # converge. Lecture 08 shows the estimate of a trained model.
