@@ -36,6 +36,35 @@ from coursekit.autoregressive.transformer import CausalTransformer
 from coursekit.metrics import units
 
 
+def draw_token(
+    logits: Tensor,
+    *,
+    guided: bool = False,
+    guidance: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One token per position of ``logits`` (B, ..., K) -> (B, ...) int64.
+
+    ``guided``: the batch holds the conditional rows, then as many unconditional ones; they are
+    mixed as uncond + guidance (cond - uncond) (classifier-free guidance), so B halves. Then
+    the logits are divided by ``temperature`` and all but the ``top_k`` largest dropped.
+    Shared by the token priors (``TokenPrior``, ``vq.ScalePrior``, ``vq.CaptionPrior``).
+    """
+    if guided:
+        half = len(logits) // 2
+        cond, uncond = logits[:half], logits[half:]
+        logits = uncond + guidance * (cond - uncond)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits.float(), dim=-1)
+    flat = utils.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+    return flat.view(probs.shape[:-1])
+
+
 class TokenPrior(models.GenerativeModel):
     """p(s | y) over a grid of token indices, by a causal Transformer with a class start token.
 
@@ -200,16 +229,9 @@ class TokenPrior(models.GenerativeModel):
         caches = [{} for _ in self.net.blocks]
         out = []
         for t in range(self.num_tokens):
-            logits = self.net(tokens[:, -1:], start=t, caches=caches)[:, -1]
-            if guided:
-                cond, uncond = logits[:n], logits[n:]  # (n, K) each
-                logits = uncond + guidance * (cond - uncond)
-            logits = logits / temperature
-            if top_k is not None:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (n, 1)
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits.float(), dim=-1)
-            nxt = utils.multinomial(probs, 1, generator=generator)  # (n, 1)
+            logits = self.net(tokens[:, -1:], start=t, caches=caches)[:, -1]  # (n or 2n, K)
+            nxt = draw_token(logits, guided=guided, guidance=guidance, temperature=temperature,
+                             top_k=top_k, generator=generator)[:, None]  # (n, 1)  # fmt: skip
             out.append(nxt)
             tokens = torch.cat([tokens, nxt.repeat(2, 1) if guided else nxt], dim=1)
         self.train(was_training)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from coursekit import models, utils
+from coursekit.autoregressive.tokens import draw_token
 from coursekit.autoregressive.transformer import CausalTransformer
 from coursekit.metrics import units
 
@@ -194,10 +195,9 @@ class CaptionPrior(models.GenerativeModel):
                 pos = self.caption_length + t
                 logits = self.net(out[-1].repeat(2 if guided else 1, 1), start=pos, caches=caches)
                 logits = logits[:, -1, : self.vocab_size]
-            if guided:
-                logits = logits[n:] + guidance * (logits[:n] - logits[n:])
-            probs = torch.softmax(logits.float() / temperature, -1)
-            out.append(utils.multinomial(probs, 1, generator=generator))  # (n, 1)
+            nxt = draw_token(logits, guided=guided, guidance=guidance, temperature=temperature,
+                             generator=generator)  # fmt: skip
+            out.append(nxt[:, None])  # (n, 1)
         self.train(was)
         return torch.cat(out, 1).view(n, *self.data_shape)
 

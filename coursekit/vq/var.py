@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coursekit import models, utils
+from coursekit.autoregressive.tokens import draw_token
 from coursekit.autoregressive.transformer import Block
 from coursekit.metrics import units
 from coursekit.vq.quantizers import MultiScaleVQ
@@ -177,14 +178,8 @@ class ScalePrior(models.GenerativeModel):
         sums, codes = [total], []
         for k, size in enumerate(self.sizes):
             logits = self.net(self._inputs(sums, classes))[:, -size:]  # (n or 2n, s^2, K)
-            if guided:
-                logits = logits[n:] + guidance * (logits[:n] - logits[n:])
-            logits = logits / temperature
-            if top_k is not None:
-                kth = logits.topk(top_k, dim=-1).values[..., -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits.float(), -1).reshape(-1, self.vocab_size)
-            c = utils.multinomial(probs, 1, generator=generator).view(n, size)  # (n, s^2)
+            c = draw_token(logits, guided=guided, guidance=guidance, temperature=temperature,
+                           top_k=top_k, generator=generator)  # (n, s^2)  # fmt: skip
             codes.append(c)
             if k + 1 < len(self.sizes):
                 c2 = c.repeat(2, 1) if guided else c
