@@ -28,6 +28,7 @@ def test_straight_through_has_the_value_of_z_q_and_the_gradient_of_the_identity(
     assert torch.allclose(
         out.z_q.permute(0, 2, 3, 1).reshape(-1, 3),
         quantizer.embedding[vq.nearest_code(flat, quantizer.embedding)],
+        atol=1e-6,  # z + (e - z) rounds: a code entry near 0 fails a purely relative tolerance
     )
     w = torch.randn(z.shape, generator=g)
     (grad,) = torch.autograd.grad((out.z_q * w).sum(), z)
