@@ -99,10 +99,13 @@ def test_the_ema_averages_the_generator_only():
     decay = 0.8
     gan = _gan(ema_decay=decay, n_critic=2)
     average = [p.detach().clone() for p in gan.generator.parameters()]
+    updates = [0]
 
-    def by_hand(*_):
+    def by_hand(*_):  # the bias-corrected average (train.EMA): weight (1 - d) / (1 - d^t)
+        updates[0] += 1
+        weight = (1 - decay) / (1 - decay ** updates[0])
         for avg, p in zip(average, gan.generator.parameters()):
-            avg.mul_(decay).add_((1 - decay) * p.detach())
+            avg.mul_(1 - weight).add_(weight * p.detach())
 
     gan.g_opt.register_step_post_hook(by_hand)
     hist = _fit(gan, steps=9)
@@ -216,7 +219,7 @@ def test_resuming_from_a_checkpoint_is_bit_identical(tmp_path, capsys):
     assert torch.equal(resumed.rng.get_state(), straight.rng.get_state())
     assert hist.logs == straight_hist.logs and hist.steps == list(range(1, 13))
     assert set(hist.logs) == {"d_loss", "d_gp", "d_grad_norm", "g_loss", "g_grad_norm"}
-    assert hist.ema is resumed.ema
+    assert hist.ema is resumed.ema and resumed.ema.updates == straight.ema.updates == 6
 
 
 def test_amp_runs_on_cpu_as_a_no_op_and_fit_refuses_its_own_options():

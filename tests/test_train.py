@@ -227,10 +227,18 @@ def test_ema_equals_the_hand_computed_average():
     hist = train.fit(
         model, torch.zeros(4, 1), steps=steps, optimizer=opt, ema=decay, progress=False, device=CPU
     )
-    w, avg = 3.0, 3.0
+    w, iterates = 3.0, []
     for _ in range(steps):
         w = w - lr * 2 * (w - 1.0)  # SGD on (w - 1)^2
-        avg = decay * avg + (1 - decay) * w
+        iterates.append(w)
+    # the bias-corrected average: weights decay^(t - i) over the iterates after steps 1..t,
+    # normalised; the initial w = 3 has no weight
+    weights = [decay ** (steps - i) for i in range(1, steps + 1)]
+    avg = sum(a * b for a, b in zip(weights, iterates)) / sum(weights)
+    uncorrected = 3.0
+    for b in iterates:
+        uncorrected = decay * uncorrected + (1 - decay) * b  # keeps decay^t of the initial w
+    assert abs(avg - uncorrected) > 0.05  # so the check below tells the two apart
     assert model.w.item() == pytest.approx(w, abs=1e-6)
     assert hist.ema.module.w.item() == pytest.approx(avg, abs=1e-6)
     assert hist.ema.module.seen.item() == steps
@@ -239,6 +247,26 @@ def test_ema_equals_the_hand_computed_average():
     assert model.w.item() == pytest.approx(avg, abs=1e-6)
     with pytest.raises(ValueError, match="decay"):
         train.EMA(model, 1.0)
+
+
+def test_ema_after_one_update_is_the_model_and_its_count_survives_a_state_dict():
+    model = nn.Linear(3, 2)
+    ema = train.EMA(model, 0.999)
+    with torch.no_grad():
+        model.weight.add_(1.0)  # an optimizer step
+    ema.update(model)  # the first update has weight 1: none of the initial weights is kept
+    assert torch.equal(ema.module.weight, model.weight)
+    for _ in range(4):
+        ema.update(model)
+    other = train.EMA(nn.Linear(3, 2), 0.999)
+    other.load_state_dict(ema.state_dict())
+    assert other.updates == 5 and torch.equal(other.module.weight, ema.module.weight)
+    bare = train.EMA(nn.Linear(3, 2), 0.999)
+    bare.load_state_dict(model.state_dict())  # a model's own state: an average of unknown age
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    bare.update(model)  # moves by 1 - decay, not by 1
+    assert torch.allclose(bare.module.weight, model.weight - 0.999, atol=1e-6)
 
 
 def test_step_fn_drives_its_own_optimizers_and_is_checkpointed(tmp_path):

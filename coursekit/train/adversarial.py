@@ -206,6 +206,7 @@ class Adversarial(nn.Module):
             "g_opt": self.g_opt.state_dict() if self.g_opt is not None else None,
             "d_steps": self.d_steps,
             "g_steps": self.g_steps,
+            "ema_updates": self.ema.updates if self.ema is not None else None,
             "rng": self.rng.get_state(),
             "g_terms": (
                 {k: v.cpu() for k, v in self._g_terms.items()}
@@ -219,6 +220,8 @@ class Adversarial(nn.Module):
         if self.g_opt is not None and state["g_opt"] is not None:
             load_optimizer(self.g_opt, state["g_opt"])
         self.d_steps, self.g_steps = state["d_steps"], state["g_steps"]
+        if self.ema is not None:  # the averaged weights are the generator_ema submodule's
+            self.ema.updates = state.get("ema_updates") or self.g_steps
         self.rng.set_state(state["rng"])
         dev = next(self.critic.parameters()).device
         terms = state["g_terms"]
