@@ -251,10 +251,11 @@ for name in TOYS:
 
 # %% [markdown]
 # You should see samples that cover both moons and all eight Gaussians. In our `cpu` run the
-# energy distance was about −0.45 × the real-vs-real 95th percentile on the moons and
-# −0.16 × on the eight Gaussians (below 1: as close to the data as fresh data; below 0
-# happens, the estimator is unbiased and noisy), in 42 s (moons) and
-# 35 s (eight Gaussians) for training and sampling on one CPU thread. The eight Gaussians are the harder test: the model must split
+# energy distance was about −0.52 × the real-vs-real 95th percentile on the moons and
+# −0.10 × on the eight Gaussians (below 1: as close to the data as fresh data; below 0
+# happens, the estimator is unbiased and noisy), in 57 s (moons) and
+# 57 s (eight Gaussians) for training and sampling on one CPU thread of a machine shared
+# with other runs (about 40 s each on an idle one). The eight Gaussians are the harder test: the model must split
 # its mass evenly between far-apart modes.
 #
 # ## 4. Scores
@@ -364,12 +365,14 @@ plot.scatter_2d(langevin_samples, ax=axes[1], lims=(-4, 4), c="tab:orange",
 plt.show()
 
 # %% [markdown]
-# You should see arrows pointing into the eight modes and Langevin samples on all eight,
-# but noisier than the DDPM samples: the energy distance was about 9 × the
-# real-vs-real 95th percentile in our `cpu` run (against −0.16 × for DDPM). Annealed Langevin has
-# two hand-tuned knobs (the step size and the steps per level) and is unadjusted (no
-# Metropolis correction), so it is biased for any finite step; the diffusion sampler of
-# section 3 is the same idea with steps and noise levels derived from the forward process.
+# You should see arrows pointing into the eight modes and Langevin samples on all eight, as
+# close to the data as DDPM's: the energy distance was about −0.76 × the real-vs-real 95th
+# percentile in our `cpu` run (against −0.10 × for DDPM; both are within the noise of fresh
+# data). That took tuning: annealed Langevin has two hand-picked knobs (the step size and the
+# steps per level) and is unadjusted (no Metropolis correction), so it is biased for any
+# finite step; the diffusion sampler of section 3 is the same idea with steps and noise levels
+# derived from the forward process. (An earlier run scored 9 × here: the score model's weight
+# average still held 5% of its random initial weights, see `train.EMA`.)
 #
 # ## 5. DDIM: a deterministic sampler
 #
@@ -494,9 +497,9 @@ plot.image_grid(ddpm_samples[:64], nrow=16, title=f"DDPM, {T} steps")
 plt.show()
 
 # %% [markdown]
-# You should see recognisable digits; in our `cpu` run the FCD was about 5.8
-# against a floor of about 2.7 (ratio 2.1), in about 9 s for
-# 750 samples (12.6 ms each on one thread). The row's memorisation score is about 0.25: a quarter of the samples sit
+# You should see recognisable digits; in our `cpu` run the FCD was about 5.7
+# against a floor of about 2.7 (ratio 2.1), in about 10 s for
+# 750 samples (14 ms each on one thread of a shared machine). The row's memorisation score is about 0.25: a quarter of the samples sit
 # closer to a training digit than 95% of the held-out test digits do (a model that does not
 # copy scores about 0.05), so part of this FCD is bought by reproducing the 1501 training
 # digits closely.
@@ -554,8 +557,8 @@ _ = widgets.interact(show_ddim, steps=steps_slider)
 
 # %% [markdown]
 # You should see quality improve quickly with the number of DDIM steps and then flatten: in
-# our `cpu` run FCD was about 15 with 5 steps, 6.7 with 10, 5.1 with 50 and
-# 5.1 with 250, against 5.8 for 1000 DDPM steps. (Here DDIM-50 even beats
+# our `cpu` run FCD was about 11 with 5 steps, 4.9 with 10, 4.3 with 50 and
+# 4.5 with 250, against 5.7 for 1000 DDPM steps. (Here DDIM-50 even beats
 # DDPM-1000: each DDPM step re-injects noise that the small network must remove again
 # perfectly.) Each DDIM step costs one network call, so 50 steps are 20× cheaper than DDPM.
 #
@@ -576,7 +579,7 @@ print(f"RMS difference DDIM-50 vs DDIM-250: {d(ddim_results[50][0], ddim_results
 # %% [markdown]
 # You should see the DDIM rows agree with each other (the RMS difference between 50 and 250
 # steps was about 0.018 in our run, on images in [0, 1]) while DDPM from the same
-# $x_T$ gives different digits (RMS about 0.35). A deterministic sampler gives each
+# $x_T$ gives different digits (RMS about 0.36). A deterministic sampler gives each
 # sample a fixed "latent code" $x_T$: interpolating between two $x_T$ interpolates images.
 #
 # ## 6. Classifier-free guidance
@@ -654,8 +657,8 @@ _ = widgets.interact(show_guidance, scale=scale_slider)
 # %% [markdown]
 # You should see, as $s$ grows from 0, the classifier agree with the requested label almost
 # at once (about 0.09 at $s = 0$, where labels are ignored, 1.00 at $s = 1$) while FCD
-# first falls and then rises: in our `cpu` run about 6.9 at $s = 0$, 2.3 at $s = 1$
-# (0.32 × the unguided FCD), 3.5 at $s = 2$ and 14 at $s = 5$. Large scales trade diversity
+# first falls and then rises: in our `cpu` run about 7.0 at $s = 0$, 1.8 at $s = 1$
+# (0.25 × the unguided FCD), 3.0 at $s = 2$ and 13 at $s = 5$. Large scales trade diversity
 # for fidelity: the digits of a class look ever more alike (and too bold), which FCD, a
 # measure of the whole distribution, penalizes. This small model's conditional samples are
 # already good, so the best scale is near 1; larger models on harder data (ImageNet) peak at
@@ -762,10 +765,10 @@ plt.show()
 
 # %% [markdown]
 # You should see latent samples as good as the pixel-space ones or better (FCD about 4.1
-# against 5.1 in our `cpu` run; reconstructions alone score about 2.5), at about the same
-# cost per sample: a latent / pixel ratio of about 0.9 (0.90 in the recorded run, 0.95 in a
-# later one). The cell takes the best of five alternating timings, since a single pair of
-# timings on a busy machine gave anything from 0.63 to 1.00. The parameter count agrees
+# against 4.3 in our `cpu` run; reconstructions alone score about 2.5), at about the same
+# cost per sample: a latent / pixel ratio of about 0.9 (0.94 in the recorded run, 0.90 in an
+# earlier one). The cell takes the best of five alternating timings, since a single pair of
+# timings on a busy machine gave anything from 0.63 to 1.01. The parameter count agrees
 # (0.90): with an MLP on 64 pixels, the hidden layers, not the input, dominate the cost. The
 # saving is real when the network is a UNet whose every layer scales with the number of
 # pixels: 28×28 images encoded to 7×7 latents would make each step roughly 16× cheaper. The
@@ -801,16 +804,18 @@ for prediction in ("eps", "x0", "v"):
 
 # %% [markdown]
 # The three networks have the same size and training budget (2000 steps, fewer than in
-# section 3); only the target differs. You should see that the target interacts with the
-# sampler. In our `cpu` run (energy distance over the real 95th percentile, lower is better):
-# ε-prediction about 7 with DDPM but about 340 with DDIM; $x_0$-prediction about 400 and 210;
-# $v$-prediction about 5 and 7. With $\bar\alpha_{T-1} \approx 0$, $\varepsilon$-prediction
-# leaves $\hat x_0$ almost undetermined at the first steps (Lin et al. 2024): stochastic DDPM
-# steps forgive the error, a deterministic DDIM step carries it all the way to $x_0$.
-# $x_0$-prediction down-weights small $t$, where the narrow moons are resolved, yet it was the
-# best choice for the digits MLP of section 5. There is no universal winner; $v$ is well
-# defined at every $t$ and was never far off, which is why many recent models (and our latent
-# model) use it.
+# section 3); only the target differs. You should see that the target matters more than the
+# sampler here. In our `cpu` run (energy distance over the real 95th percentile, lower is
+# better): ε-prediction about 1.3 with DDPM and 1.0 with DDIM; $v$-prediction about 1.9 and
+# 1.4; $x_0$-prediction about 15 and 7.9. $x_0$-prediction down-weights small $t$, where the
+# narrow moons are resolved, yet it was the best choice for the digits MLP of section 5.
+# With $\bar\alpha_{T-1} \approx 0$, $\varepsilon$-prediction leaves $\hat x_0$ almost
+# undetermined at the first steps (Lin et al. 2024), an error a deterministic DDIM step
+# carries all the way to $x_0$; at this budget it did not hurt. (An earlier version of this
+# lecture saw ε with DDIM at 340 ×: its 2000-step runs' weight average still held 14% of
+# the random initial weights, see `train.EMA`; a sampler that amplifies errors amplified
+# those.) There is no universal winner; $v$ is well defined at every $t$ and was never far
+# off, which is why many recent models (and our latent model) use it.
 #
 # **The probability-flow ODE.** DDIM with $\eta = 0$ is a first-order solver of the ODE
 # $\frac{d\bar x}{d\sigma} = \hat\varepsilon$ in the variables
@@ -928,12 +933,14 @@ plt.show()
 # `cpu` run (one thread) the ControlNet started exactly at the base (max
 # $|\varepsilon_\text{ControlNet} - \varepsilon_\text{base}| = 0$ on 64 inputs, with the frozen
 # MLP's 289k parameters untouched) and trained its 392k parameters (the copy, its time
-# embedding, the hint and the zero layers) for 2000 steps in 28 s. Then the 4×4 version of a
-# sample was 0.084 (RMS, pixels in [0, 1]) from its control, against 0.24 for the base
-# (0.35×), and the classifier found the class of the control's digit in 0.83 of the samples,
-# against 0.10 for the base. The price is realism: FCD 35, against 5.1 for the base's DDIM-50
-# samples and 1.7 for the test digits the controls came from. We have not measured whether a
-# longer run or the `gpu` profile's UNet base closes that gap.
+# embedding, the hint and the zero layers) for 2000 steps in 42 s (on a machine shared with
+# other runs; about 26 s idle). Then the 4×4 version of a sample was 0.067 (RMS, pixels in
+# [0, 1]) from its control, against 0.25 for the base (0.27×), and the classifier found the
+# class of the control's digit in 0.87 of the samples, against 0.10 for the base. Realism is
+# kept: FCD 2.7, against 4.3 for the base's DDIM-50 samples and 1.7 for the test digits the
+# controls came from; a control that fixes the coarse layout leaves the model less to get
+# wrong. (An earlier run measured FCD 35 here: after 2000 steps the weight average still held
+# 14% of the ControlNet's initial weights, see `train.EMA`.)
 #
 # ## 10. Image-to-image: SDEdit and inpainting
 #
@@ -995,9 +1002,9 @@ _ = widgets.interact(show_sdedit, t0=t0_slider)
 
 # %% [markdown]
 # You should see the trade-off in both panels. In our `cpu` run, as $t_0$ grows the edit moves
-# away from its input (RMS 0 at $t_0 = 0$, 0.25 at 400, 0.32 at $T$, where the output no
-# longer depends on it) and becomes realistic (FCD 144 for the blocky inputs themselves, 17 at
-# $t_0 = 400$, 4.2 at 600 and 4.7 at $T$, against a floor of 2.7), while the classifier finds
+# away from its input (RMS 0 at $t_0 = 0$, 0.25 at 400, 0.33 at $T$, where the output no
+# longer depends on it) and becomes realistic (FCD 144 for the blocky inputs themselves, 16 at
+# $t_0 = 400$, 3.8 at 600 and 4.9 at $T$, against a floor of 2.7), while the classifier finds
 # the input digit's class less and less often (0.70 on the blocky inputs, 0.46 at 400, 0.28 at
 # 600, chance 0.11 from 800 on). On 8×8 digits no $t_0$ is both faithful and realistic: by the
 # time FCD is near the plain samples' (at $t_0 = 600$) most digits have lost their class. (The
@@ -1091,9 +1098,9 @@ report.record("inpaint_fcd", inpaint_scores["inpainted"][2].value)
 # %% [markdown]
 # You should see completions that continue the strokes of the top half. In our `cpu` run the
 # known pixels came back exactly (max change 0), the classifier found the original digit's
-# class in 0.70 of the inpainted digits against 0.38 when the bottom half comes from a free
-# sample, the hidden half was closer to the truth (RMS 0.25 against 0.38), and the inpainted
-# digits were realistic (FCD 6.0 against 21 for the pasted halves, which do not fit).
+# class in 0.68 of the inpainted digits against 0.37 when the bottom half comes from a free
+# sample, the hidden half was closer to the truth (RMS 0.26 against 0.38), and the inpainted
+# digits were realistic (FCD 5.2 against 19 for the pasted halves, which do not fit).
 # Replacement is not exact conditioning, though: on Gaussian data, where the conditional is
 # known in closed form, the unknown coordinate moved only about 62 % of the way from its
 # marginal to its conditional mean (`tests/test_editing.py`). The known pixels are re-drawn

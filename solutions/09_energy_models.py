@@ -431,7 +431,7 @@ plt.show()
 # You should see samples from the buffer's chains that read as digits in each of the three
 # seeds: FCD 3.27, 2.76 and 3.77 times the real-vs-real floor in the cpu run (target at most
 # 4: met in every seed; mean 3.27, spread max - min 1.01, so one seed says little; lecture
-# 06's DDPM-1000 reached 2.14), and no run diverged (0 of 3: the energies stay near $\mp 22$,
+# 06's DDPM-1000 reached 2.11), and no run diverged (0 of 3: the energies stay near $\mp 22$,
 # well inside the cap). Seed 0 has precision 0.69, recall 0.79, and no near-copies of training
 # images (memorisation 0). The same energy run for the same 100 steps from uniform noise gives
 # 6.18 times the floor: the model's short chains from noise are not its buffer's long ones.

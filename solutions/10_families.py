@@ -650,7 +650,7 @@ for name in SEED:
 #   large as the image.
 # - **diffusion, quality and coverage** (✗, seed ✓ and ?): 14.3× the floor and recall 0.16
 #   after about 780 steps, on the steepest part of the budget curve: a statement about the
-#   budget, not the family's limit (lecture 06: 2.14× the floor with DDPM-1000).
+#   budget, not the family's limit (lecture 06: 2.11× the floor with DDPM-1000).
 # - **diffusion, latent** (?, seed ✗): the metric's blind spot above. With recall under the
 #   rule's 0.3 the path length is no evidence either way, so the rule leaves it at ?.
 # - **GAN disentangled, diffusion disentangled and likelihood** (—): not measured here. The
