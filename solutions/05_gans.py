@@ -179,7 +179,7 @@ plt.show()
 # discriminator quickly wins, and only the non-saturating generator escapes. The generator
 # steps with plain SGD here. Adam divides each gradient by its running RMS, which undoes a
 # uniformly small gradient: the third run below gives the saturating generator Adam, and the
-# stall disappears (error 0.07; on real problems it shows as slower, noisier progress).
+# stall disappears (error 0.05; on real problems it shows as slower, noisier progress).
 
 # %%
 STALL_STEPS = utils.pick(smoke=100, cpu=2000, gpu=3000)
@@ -221,7 +221,7 @@ for name, loss, opt in [
 
 # %% [markdown]
 # You should see the saturating generator stay far from the data's mean of 4 (its error
-# stays at 3.8) while the non-saturating one reaches it (error 0.02): same game, same
+# stays at 3.8) while the non-saturating one reaches it (error 0.025): same game, same
 # fixed point, different gradients.
 #
 # ## 3. Mode collapse
@@ -300,9 +300,10 @@ modes = {k: [c["modes"] for _, c in runs] for k, runs in ring_runs.items()}
 quality = {k: float(np.mean([c["high_quality"] for _, c in runs])) for k, runs in ring_runs.items()}
 
 # %% [markdown]
-# You should see the plain GAN on one or two modes at a time: modes covered 2, 1, 1 on the
-# three seeds (high-quality fraction 0.16 on average), its samples hopping from mode to mode
-# as training goes on. The unrolled GAN covers 8, 8, 8 (high-quality fraction 0.55): the
+# You should see the plain GAN on one or two modes at a time: at most 2 modes covered on
+# any seed (1.0 on average; a mean high-quality fraction of 0.09), its samples hopping from
+# mode to mode as training goes on. The unrolled GAN covers all 8 modes on every seed (a mean
+# high-quality fraction of 0.58): the
 # look-ahead has removed the incentive to collapse. It costs about $k + 1$ discriminator
 # passes, with second derivatives, per generator step (here about four times the plain
 # GAN's time). On the wider 8-gaussians of section 1 (std 0.35 at radius 2.8) a plain GAN of
@@ -394,8 +395,8 @@ plot.image_grid(dcgan.sample(64, generator=torch.Generator().manual_seed(0)), ti
 plt.show()
 
 # %% [markdown]
-# You should see the DCGAN at 0.89× the real-vs-real floor with recall 0.99 and a near-copy
-# fraction of 0.013: on this run the best GAN of the lecture, with no penalty at all. The
+# You should see the DCGAN at 0.90× the real-vs-real floor with recall 0.97 and a near-copy
+# fraction of 0.009: on this run the best GAN of the lecture, with no penalty at all. The
 # architecture is doing the work: batch norm in the generator keeps its features scaled,
 # and the strided convolutions share weights across positions, so the discriminator cannot
 # single out pixels. Nothing *guarantees* it, though: nothing keeps the discriminator's
@@ -503,11 +504,12 @@ for ax, (name, m) in zip(axes, mlp_models.items()):
 plt.show()
 
 # %% [markdown]
-# You should see the penalised GANs well ahead: R1 at 1.48× the floor (recall 0.91),
-# WGAN-GP at 2.53× (recall 0.85). The unregularised MLP GAN collapsed: 13.4× with recall
-# 0.007, its samples a handful of shapes. The clipped WGAN is worst, 28× with recall 0:
-# clipping every weight to 0.01 leaves a critic too weak to tell digits apart. The critic's
-# estimate of $W_1$ against the FCD during WGAN-GP training:
+# You should see the R1-penalised GAN well ahead: 1.84× the floor (recall 0.86). WGAN-GP is
+# still on its way at this budget, 5.10× (recall 0.27): it updates the generator only once
+# per five critic steps, so it has had a fifth of the generator updates. The unregularised
+# MLP GAN collapsed: 21.5× with recall 0, its samples a handful of shapes. The clipped WGAN
+# is worst, 31× with recall 0: clipping every weight to 0.01 leaves a critic too weak to
+# tell digits apart. The critic's estimate of $W_1$ against the FCD during WGAN-GP training:
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.3))
@@ -529,7 +531,7 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # You should see the points (numbered in training order) move down and to the left: as the
 # critic's Wasserstein estimate falls, so does the FCD. Unlike the JS-based discriminator
 # loss, which sits near $2 \log 2$ whatever the sample quality, $\hat W$ is a usable
-# training curve (a correlation of 0.97 on this run).
+# training curve (a correlation of 0.95 on this run).
 #
 # ## 6. StyleGAN ideas at small scale
 #
@@ -588,9 +590,9 @@ plt.show()
 
 # %% [markdown]
 # You should see the truncation trade in the table. From $\psi = 1$ to 0.7, precision rises
-# from 0.85 to 0.92 while recall falls from 0.94 to 0.90; at $\psi = 0.5$ recall is down to
-# 0.71 and the FCD ratio, which punishes lost diversity, climbs from 2.10 (at $\psi = 1$)
-# to 5.13: the samples crowd around the average digit. The widget below redraws the same
+# from 0.76 to 0.79 while recall falls from 0.85 to 0.71; at $\psi = 0.5$ recall is down to
+# 0.49 and the FCD ratio, which punishes lost diversity, climbs from 2.50 (at $\psi = 1$)
+# to 8.05: the samples crowd around the average digit. The widget below redraws the same
 # latents at the $\psi$ you choose ($\psi = 0$ gives the one average digit $G(\bar w)$ for
 # every latent).
 
@@ -636,7 +638,7 @@ print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:
 # %% [markdown]
 # You should see each row keep its digit's identity (the coarse style) while the columns pass on
 # stroke width and contrast (the fine styles). The noise inputs account for a per-pixel
-# spread only 0.014 times that of the latents: at 8×8 there is little stochastic detail
+# spread only 0.14 times that of the latents: at 8×8 there is little stochastic detail
 # (hair, pores) for them to explain.
 
 # %% [markdown]
