@@ -11,13 +11,17 @@
 # - say why a high likelihood does not imply good samples, and the reverse;
 # - write both players' losses with the `detach` in the right place, and explain why the
 #   generator uses the non-saturating loss $-\log D(G(z))$;
-# - measure mode collapse (modes covered, high-quality fraction) and one remedy (PacGAN);
+# - measure mode collapse (modes covered, high-quality fraction) and remove it by unrolling
+#   the discriminator;
 # - build a DCGAN for digits and say why it is fragile;
 # - train a Wasserstein GAN with weight clipping and with the gradient penalty, and read the
-#   critic's estimate of the Wasserstein distance as a training curve.
+#   critic's estimate of the Wasserstein distance as a training curve;
+# - use StyleGAN's ideas (mapping network, modulation, noise, mixing, truncation) at small scale;
+# - translate between two unpaired image domains with CycleGAN's cycle-consistency loss.
 #
-# Everything trains through `train.Adversarial` + `train.fit`: one critic update per step, a
-# generator update every `n_critic` steps, each player with its own optimizer.
+# Everything trains through `train.fit`: `train.Adversarial` (one critic update per step, a
+# generator update every `n_critic` steps, each player with its own optimizer), its unrolled
+# variant `gan.UnrolledAdversarial`, and `gan.CycleGAN`, which brings its own `train_step`.
 
 # %%
 import math
@@ -27,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from coursekit import data, evaluation, gan, plot, report, train, utils
+from coursekit import data, evaluation, gan, metrics, plot, report, train, utils
 from coursekit.exercises import gans as checks
 
 gen = utils.seed_everything(0)
@@ -175,10 +179,10 @@ plt.show()
 # discriminator quickly wins, and only the non-saturating generator escapes. The generator
 # steps with plain SGD here. Adam divides each gradient by its running RMS, which undoes a
 # uniformly small gradient: the third run below gives the saturating generator Adam, and the
-# stall disappears (error 0.07; on real problems it shows as slower, noisier progress).
+# stall disappears (error 0.05; on real problems it shows as slower, noisier progress).
 
 # %%
-STALL_STEPS = utils.pick(smoke=100, cpu=3000, gpu=3000)
+STALL_STEPS = utils.pick(smoke=100, cpu=2000, gpu=3000)
 stall_data = 4.0 + 0.5 * torch.randn(8192, 1, generator=torch.Generator().manual_seed(1))
 
 
@@ -217,72 +221,97 @@ for name, loss, opt in [
 
 # %% [markdown]
 # You should see the saturating generator stay far from the data's mean of 4 (its error
-# stays at 3.8) while the non-saturating one reaches it (error 0.02): same game, same
+# stays at 3.8) while the non-saturating one reaches it (error 0.025): same game, same
 # fixed point, different gradients.
 #
 # ## 3. Mode collapse
 #
-# The generator is rewarded for samples the current discriminator accepts, not for covering
-# the data; it can put all its mass on a few modes and hop between them. On the 8-gaussians we
-# count the **modes covered** and the **high-quality fraction** (samples within 3 std of a
-# mode), over three seeds. The remedy measured here is PacGAN (Lin et al. 2018): the
-# discriminator judges packs of 4 samples at once, so a generator whose samples look alike is
-# visible in a single pack.
+# The generator is rewarded for samples the *current* discriminator accepts, not for covering
+# the data. Suppose its samples sit on one mode. The discriminator learns to reject that mode,
+# and the generator's best reply to *this* discriminator is to move all its mass to a mode
+# the discriminator now rates higher; the discriminator follows, and the two chase each other
+# round the modes (mode hopping). Nothing in one alternating step asks the generator to spread
+# out: it optimises against a fixed opponent, $\min_G \max_D$ played as if it were
+# $\max_D \min_G$, whose best reply is a single point.
+#
+# The setting is the unrolled-GAN experiment (Metz et al. 2017): a ring of 8 narrow gaussians
+# (radius 2, std 0.1, so neighbouring modes are 15 std apart), a generator with two hidden
+# layers of 128, a discriminator with one, Adam with $\beta_1 = 0.5$. We count the **modes
+# covered** (a mode holding at least a fifth of its fair share of samples within 3 std of it)
+# and the **high-quality fraction** (samples within 3 std of some mode), over three seeds.
+#
+# The remedy: **unroll the discriminator**. The generator's loss is taken at the
+# discriminator's parameters after $k$ further updates, $\theta_D^{j+1} = \theta_D^j - \eta
+# \nabla_\theta \mathcal L_D(\theta_D^j)$, and differentiated through all $k$ of them
+# (`torch.func.functional_call` evaluates the critic at the look-ahead parameters). A
+# generator that piles onto one mode is now charged for the discriminator's *answer* to it,
+# so spreading out pays. Only the generator sees the look-ahead; the discriminator is updated
+# as usual. `gan.UnrolledAdversarial` is `train.Adversarial` with this generator step
+# (`unroll_steps=0` is the plain GAN); the look-ahead itself is `gan.unrolled_params`.
 
 # %%
-MODE_STEPS = utils.pick(smoke=60, cpu=800, gpu=5000)
+MODE_STEPS = utils.pick(smoke=40, cpu=1300, gpu=5000)
 SEEDS = utils.pick(smoke=[0], cpu=[0, 1, 2], gpu=[0, 1, 2])
-toy_big = data.toy_2d("8gaussians", 20_000, seed=4)
+UNROLL = utils.pick(smoke=2, cpu=5, gpu=10)
+RING_STD, RING_LATENT = 0.1, 16
+RING_CENTERS = gan.ring_centers(8, radius=2.0)
+ring = gan.ring_of_gaussians(20_000, k=8, radius=2.0, std=RING_STD, seed=4)
 
 
-def toy_gan(pack, seed):
+def ring_gan(unroll_steps, seed):
     torch.manual_seed(seed)
-    G = gan.MLPGenerator(2, (2,), hidden=128, depth=3)
-    D = gan.MLPCritic(2, hidden=128, depth=3, pack=pack)
-    adv = train.Adversarial(
+    G = gan.MLPGenerator(RING_LATENT, (2,), hidden=128, depth=2)
+    D = gan.MLPCritic(2, hidden=128, depth=1)
+    adv = gan.UnrolledAdversarial(
         G,
         D,
         gan.g_nonsaturating,
         gan.d_gan,
-        noise=train.gaussian_noise(2),
+        noise=train.gaussian_noise(RING_LATENT),
         g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
         d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)),
+        unroll_steps=unroll_steps,
+        unroll_lr=1e-2,
     )
-    train.fit(adv, toy_big, steps=MODE_STEPS, batch_size=256, progress=False, device=DEV)
+    train.fit(adv, ring, steps=MODE_STEPS, batch_size=256, progress=False, device=DEV)
     with torch.no_grad():
-        x = G(torch.randn(2500, 2, device=DEV)).cpu()
-    return x, gan.mode_coverage(x, CENTERS, STD)
+        x = G(torch.randn(2500, RING_LATENT, generator=torch.Generator().manual_seed(9)).to(DEV))
+    return x.cpu(), gan.mode_coverage(x.cpu(), RING_CENTERS, RING_STD)
 
 
-coverage, last = {}, {}
-for pack in (1, 4):
-    runs = [toy_gan(pack, s) for s in SEEDS]
-    coverage[pack] = [r[1] for r in runs]
-    last[pack] = runs[0][0]
+ring_runs = {k: [ring_gan(k, s) for s in SEEDS] for k in (0, UNROLL)}
+fig, axes = plt.subplots(2, len(SEEDS), figsize=(3.2 * len(SEEDS), 6.4), squeeze=False)
+for row, (k, runs) in enumerate(ring_runs.items()):
+    name = "plain" if k == 0 else f"unrolled, k = {k}"
+    for col, (seed, (x, cov)) in enumerate(zip(SEEDS, runs)):
+        plot.scatter_2d(ring[:2500], ax=axes[row, col], alpha=0.1)
+        plot.scatter_2d(
+            x,
+            ax=axes[row, col],
+            lims=((-3, 3), (-3, 3)),
+            title=f"{name}, seed {seed}: {cov['modes']} modes",
+        )
     print(
-        f"pack {pack}: modes {[c['modes'] for c in coverage[pack]]}, high quality "
-        f"{[round(c['high_quality'], 2) for c in coverage[pack]]}"
+        f"{name:>16}: modes {[c['modes'] for _, c in runs]}, high quality "
+        f"{[round(c['high_quality'], 2) for _, c in runs]}"
     )
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.3))
-for ax, pack in zip(axes, (1, 4)):
-    plot.scatter_2d(toy_big[:2500], ax=ax, alpha=0.1)
-    plot.scatter_2d(last[pack], ax=ax, title=f"pack = {pack}", lims=((-4, 4), (-4, 4)))
 plt.show()
-modes_plain = float(np.mean([c["modes"] for c in coverage[1]]))
-modes_packed = float(np.mean([c["modes"] for c in coverage[4]]))
-quality_plain = float(np.mean([c["high_quality"] for c in coverage[1]]))
-quality_packed = float(np.mean([c["high_quality"] for c in coverage[4]]))
+modes = {k: [c["modes"] for _, c in runs] for k, runs in ring_runs.items()}
+quality = {k: float(np.mean([c["high_quality"] for _, c in runs])) for k, runs in ring_runs.items()}
 
 # %% [markdown]
-# On this run the remedy has nothing to remedy: the plain GAN covers all 8 modes on all
-# three seeds (a mean high-quality fraction of 0.96), and so does the packed one, with fewer
-# samples on the modes (0.87): packing costs a little precision. Mode
-# collapse is real but not guaranteed: it depends on the learning rates, the networks and
-# how long you train. We also tried the narrower rings of the unrolled-GAN paper (8 modes of
-# std 0.02 or 0.05 at radius 2): there *both* GANs dropped modes at this budget, and the
-# packed one dropped more. The recorded numbers below keep the issue's target (fewer modes
-# without the remedy) and show it as not met. Try a larger learning rate for the generator,
-# or fewer discriminator units, and watch the plain GAN's modes hop from seed to seed.
+# You should see the plain GAN on one or two modes at a time: at most 2 modes covered on
+# any seed (1.0 on average; a mean high-quality fraction of 0.09), its samples hopping from
+# mode to mode as training goes on. The unrolled GAN covers all 8 modes on every seed (a mean
+# high-quality fraction of 0.58): the
+# look-ahead has removed the incentive to collapse. It costs about $k + 1$ discriminator
+# passes, with second derivatives, per generator step (here about four times the plain
+# GAN's time). On the wider 8-gaussians of section 1 (std 0.35 at radius 2.8) a plain GAN of
+# this size usually covers every mode: collapse depends on how far apart the modes are
+# relative to their width, on the learning rates and on the networks, which is why it is
+# measured here over seeds. Minibatch discrimination, minibatch standard deviation and
+# PacGAN (the critic judges packs of samples, `gan.MLPCritic(pack=4)`) attack the same
+# problem by letting the discriminator see a batch's diversity.
 #
 # ## 4. DCGAN on digits
 #
@@ -295,7 +324,8 @@ quality_packed = float(np.mean([c["high_quality"] for c in coverage[4]]))
 # %%
 digits_train, digits_test = data.digits("train"), data.digits("test")
 SHAPE = (1, 8, 8)
-IMG_STEPS = utils.pick(smoke=40, cpu=3000, gpu=6000)
+IMG_STEPS = utils.pick(smoke=40, cpu=2500, gpu=6000)
+MLP_STEPS = utils.pick(smoke=40, cpu=2000, gpu=6000)
 N_EVAL = utils.pick(smoke=100, cpu=750, gpu=2000)
 LATENT = 32
 
@@ -365,8 +395,8 @@ plot.image_grid(dcgan.sample(64, generator=torch.Generator().manual_seed(0)), ti
 plt.show()
 
 # %% [markdown]
-# You should see the DCGAN at 0.89× the real-vs-real floor with recall 0.99 and a near-copy
-# fraction of 0.013: on this run the best GAN of the lecture, with no penalty at all. The
+# You should see the DCGAN at 0.90× the real-vs-real floor with recall 0.97 and a near-copy
+# fraction of 0.009: on this run the best GAN of the lecture, with no penalty at all. The
 # architecture is doing the work: batch norm in the generator keeps its features scaled,
 # and the strided convolutions share weights across positions, so the discriminator cannot
 # single out pixels. Nothing *guarantees* it, though: nothing keeps the discriminator's
@@ -465,7 +495,7 @@ mlp_runs = {
 }
 mlp_models = {}
 for name, kw in mlp_runs.items():
-    mlp_models[name] = image_gan(*mlp_players(), **kw)
+    mlp_models[name] = image_gan(*mlp_players(), steps=MLP_STEPS, **kw)
     rows[name] = evaluate(mlp_models[name], name)
 print(evaluation.table(list(rows.values())))
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
@@ -474,11 +504,12 @@ for ax, (name, m) in zip(axes, mlp_models.items()):
 plt.show()
 
 # %% [markdown]
-# You should see the penalised GANs well ahead: R1 at 1.48× the floor (recall 0.91),
-# WGAN-GP at 2.53× (recall 0.85). The unregularised MLP GAN collapsed: 13.4× with recall
-# 0.007, its samples a handful of shapes. The clipped WGAN is worst, 28× with recall 0:
-# clipping every weight to 0.01 leaves a critic too weak to tell digits apart. The critic's
-# estimate of $W_1$ against the FCD during WGAN-GP training:
+# You should see the R1-penalised GAN well ahead: 1.84× the floor (recall 0.86). WGAN-GP is
+# still on its way at this budget, 5.10× (recall 0.27): it updates the generator only once
+# per five critic steps, so it has had a fifth of the generator updates. The unregularised
+# MLP GAN collapsed: 21.5× with recall 0, its samples a handful of shapes. The clipped WGAN
+# is worst, 31× with recall 0: clipping every weight to 0.01 leaves a critic too weak to
+# tell digits apart. The critic's estimate of $W_1$ against the FCD during WGAN-GP training:
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.3))
@@ -500,7 +531,7 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # You should see the points (numbered in training order) move down and to the left: as the
 # critic's Wasserstein estimate falls, so does the FCD. Unlike the JS-based discriminator
 # loss, which sits near $2 \log 2$ whatever the sample quality, $\hat W$ is a usable
-# training curve (a correlation of 0.97 on this run).
+# training curve (a correlation of 0.95 on this run).
 #
 # ## 6. StyleGAN ideas at small scale
 #
@@ -529,7 +560,7 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # %%
 import ipywidgets as widgets  # noqa: E402
 
-STYLE_STEPS = utils.pick(smoke=30, cpu=1500, gpu=4000)
+STYLE_STEPS = utils.pick(smoke=30, cpu=800, gpu=4000)
 torch.manual_seed(0)
 style_G = gan.StyleGenerator(LATENT, 1, w_dim=64, width=32, mapping_depth=3)
 style_D = gan.DCCritic(1, 8, width=32, norm="batch")
@@ -559,9 +590,9 @@ plt.show()
 
 # %% [markdown]
 # You should see the truncation trade in the table. From $\psi = 1$ to 0.7, precision rises
-# from 0.85 to 0.92 while recall falls from 0.94 to 0.90; at $\psi = 0.5$ recall is down to
-# 0.71 and the FCD ratio, which punishes lost diversity, climbs from 2.10 (at $\psi = 1$)
-# to 5.13: the samples crowd around the average digit. The widget below redraws the same
+# from 0.76 to 0.79 while recall falls from 0.85 to 0.71; at $\psi = 0.5$ recall is down to
+# 0.49 and the FCD ratio, which punishes lost diversity, climbs from 2.50 (at $\psi = 1$)
+# to 8.05: the samples crowd around the average digit. The widget below redraws the same
 # latents at the $\psi$ you choose ($\psi = 0$ gives the one average digit $G(\bar w)$ for
 # every latent).
 
@@ -607,8 +638,86 @@ print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:
 # %% [markdown]
 # You should see each row keep its digit's identity (the coarse style) while the columns pass on
 # stroke width and contrast (the fine styles). The noise inputs account for a per-pixel
-# spread only 0.014 times that of the latents: at 8×8 there is little stochastic detail
+# spread only 0.14 times that of the latents: at 8×8 there is little stochastic detail
 # (hair, pores) for them to explain.
+
+# %% [markdown]
+# ## 7. Unpaired image-to-image translation: CycleGAN
+#
+# pix2pix (Isola et al. 2017) learns $G: A \to B$ from *pairs* $(a, b)$: a conditional GAN
+# plus $\lambda \|G(a) - b\|_1$. Without pairs, a GAN term alone only asks that $G(a)$ look
+# like *some* member of $B$: it may map every $a$ to the same convincing $b$, or swap the
+# classes. CycleGAN (Zhu et al. 2017) trains two translators $G_{ab}: A \to B$ and
+# $G_{ba}: B \to A$, a discriminator per domain, and ties them with the **cycle-consistency
+# loss** (eq. 2)
+#
+# $$\mathcal L_{\text{cyc}} = \mathbb E_a \|G_{ba}(G_{ab}(a)) - a\|_1 + \mathbb E_b
+# \|G_{ab}(G_{ba}(b)) - b\|_1,$$
+#
+# weighted by 10 against the two GAN terms: a translation must keep enough of its input to be
+# undone, which is what keeps the content (here, the digit's class). The two domains are
+# built offline: A is digits, B is digits with thickened strokes (`gan.thicken`), each from
+# its own half of the training set, so no image of A has its partner in B.
+#
+# Exercise: the cycle-consistency loss, each L1 term a mean over its elements.
+
+
+# %%
+def cycle_loss(G_ab, G_ba, a, b):
+    """||G_ba(G_ab(a)) - a||_1 + ||G_ab(G_ba(b)) - b||_1, each a mean (a and b unpaired)."""
+    ### BEGIN SOLUTION
+    return (G_ba(G_ab(a)) - a).abs().mean() + (G_ab(G_ba(b)) - b).abs().mean()
+    ### END SOLUTION
+
+
+checks.check_cycle_loss(cycle_loss)
+
+# %% [markdown]
+# `gan.CycleGAN` trains both translators and both (patch) discriminators in one `train_step`,
+# on batches `(a, b)` drawn independently from the two domains. The class kept is measured on
+# the test digits with the course's digit classifier: a test digit's translation should be
+# classified as that digit's label.
+
+# %%
+CYCLE_STEPS = utils.pick(smoke=20, cpu=800, gpu=3000)
+torch.manual_seed(0)
+half = len(digits_train) // 2
+domain_a = digits_train.float()[:half]
+domain_b = gan.thicken(digits_train.float()[half:])  # the other half: no pairs
+batches_a = data.Batches(
+    domain_a, batch_size=64, device=DEV, generator=torch.Generator().manual_seed(1)
+)
+batches_b = data.Batches(
+    domain_b, batch_size=64, device=DEV, generator=torch.Generator().manual_seed(2)
+)
+cyclegan = gan.CycleGAN(width=16, lr=1e-3).to(DEV)
+train.fit(cyclegan, ((a, b) for (a, _), (b, _) in zip(batches_a, batches_b)), steps=CYCLE_STEPS)
+test_a, test_labels = digits_test.float().to(DEV), digits_test.labels
+test_b = gan.thicken(test_a)
+with torch.no_grad():
+    to_b, to_a = cyclegan.G_ab(test_a), cyclegan.G_ba(test_b)
+    cycle_l1 = gan.cycle_consistency_loss(cyclegan.G_ab, cyclegan.G_ba, test_a, test_b).item()
+kept = {
+    "A -> B": metrics.classifier_accuracy(to_b.cpu(), test_labels),
+    "B -> A": metrics.classifier_accuracy(to_a.cpu(), test_labels),
+    "real A": metrics.classifier_accuracy(test_a.cpu(), test_labels),
+    "true thickening of A": metrics.classifier_accuracy(test_b.cpu(), test_labels),
+}
+for k, v in kept.items():
+    print(f"class kept / classifier accuracy, {k:>20}: {v:.3f}")
+print(f"cycle L1 on the test digits (sum of both cycles): {cycle_l1:.3f}")
+show = torch.cat([test_a[:8], to_b[:8], test_b[:8], to_a[:8]])
+plot.image_grid(
+    show.cpu(), nrow=8, title="rows: digit, G_ab(digit), thick digit, G_ba(thick digit)"
+)
+plt.show()
+
+# %% [markdown]
+# You should see the thick-to-thin translations keep the class of 97% of the test digits
+# (the classifier reads 99% of the real ones), and the thin-to-thick ones 83%, the same as
+# the classifier's accuracy on the *true* thickening of those digits (83%): the classifier was
+# trained on ordinary strokes, so that number is as high as it can read, not a loss of class.
+# The cycle L1 on the test digits is 0.12 (both cycles together, on images in [0, 1]).
 
 # %% [markdown]
 # ## Recorded numbers
@@ -633,10 +742,13 @@ report.record(
     stall["non-saturating"],
     target=f"< {stall['saturating']:.4g}" if cpu else None,
 )
-report.record("eightgaussians_modes_plain", modes_plain, target="< 8" if cpu else None)
-report.record("eightgaussians_modes_pacgan", modes_packed, target=">= 8" if cpu else None)
-report.record("eightgaussians_high_quality_plain", quality_plain)
-report.record("eightgaussians_high_quality_pacgan", quality_packed)
+# modes covered on every seed: the plain GAN's most, the unrolled GAN's fewest
+report.record("ring_modes_plain_max", max(modes[0]), target="< 8" if cpu else None)
+report.record("ring_modes_unrolled_min", min(modes[UNROLL]), target=">= 8" if cpu else None)
+report.record("ring_modes_plain_mean", float(np.mean(modes[0])))
+report.record("ring_modes_unrolled_mean", float(np.mean(modes[UNROLL])))
+report.record("ring_high_quality_plain", quality[0])
+report.record("ring_high_quality_unrolled", quality[UNROLL])
 report.record("wgan_gp_w_vs_fcd_correlation", w_fcd_corr, target="> 0" if cpu else None)
 for psi, row in trunc_rows.items():
     key = str(psi).replace(".", "")
@@ -648,5 +760,9 @@ report.record("likelihood_toy_model_a_high_quality", hq["A"])
 report.record("likelihood_toy_model_a_nll_minus_truth", nll["A"] - nll["truth"],
               target=f"<= {math.log(100):.4f}" if cpu else None)  # fmt: skip
 report.record("likelihood_toy_model_b_nll_minus_truth", nll["B"] - nll["truth"])
+report.record("cycle_class_kept_b_to_a", kept["B -> A"], target=">= 0.9" if cpu else None)
+report.record("cycle_class_kept_a_to_b", kept["A -> B"])
+report.record("cycle_classifier_on_true_thickening", kept["true thickening of A"])
+report.record("cycle_test_l1", cycle_l1)
 report.record("lecture_seconds", time.perf_counter() - LECTURE_START,
               target="<= 300" if cpu else None)  # fmt: skip

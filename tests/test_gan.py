@@ -128,3 +128,105 @@ def test_gan_model_has_no_likelihood_and_samples_in_range():
     assert x.shape == (5, 1, 8, 8) and 0 <= x.min() and x.max() <= 1
     with pytest.raises(ValueError, match="norm must be"):
         gan.DCCritic(norm="spectral")
+
+
+# ----------------------------------------------------------------------------- unrolled GAN
+
+
+def _tiny_players(seed=0):
+    torch.manual_seed(seed)
+    G = gan.MLPGenerator(3, (2,), hidden=8, depth=1).double()
+    D = gan.MLPCritic(2, hidden=8, depth=1).double()
+    return G, D
+
+
+def test_unrolled_params_are_sgd_steps_on_the_critic_loss_and_leave_the_critic_alone():
+    G, D = _tiny_players()
+    real, fake = torch.randn(16, 2, dtype=torch.float64), torch.randn(16, 2, dtype=torch.float64)
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    same = gan.unrolled_params(D, gan.d_gan, real, fake, steps=0, lr=0.1)
+    assert all(torch.equal(same[k], before[k]) for k in before)
+    # two SGD steps by hand, on a copy of the critic
+    copy = __import__("copy").deepcopy(D)
+    sgd = torch.optim.SGD(copy.parameters(), lr=0.1)
+    for _ in range(2):
+        sgd.zero_grad()
+        gan.d_gan(copy(real), copy(fake)).backward()
+        sgd.step()
+    ahead = gan.unrolled_params(D, gan.d_gan, real, fake, steps=2, lr=0.1)
+    for k, v in copy.named_parameters():
+        torch.testing.assert_close(ahead[k], v)
+    assert all(torch.equal(D.state_dict()[k], before[k]) for k in before)
+    with pytest.raises(ValueError, match="look-ahead"):
+        gan.unrolled_params(D, gan.d_gan, real, fake, steps=-1, lr=0.1)
+
+
+def test_unrolled_generator_gradient_matches_finite_differences_through_the_look_ahead():
+    G, D = _tiny_players(1)
+    real, z = torch.randn(32, 2, dtype=torch.float64), torch.randn(32, 3, dtype=torch.float64)
+    w = G.net[-1].weight
+
+    def surrogate():  # g_loss at the critic's parameters after 3 look-ahead steps
+        fake = G(z)
+        p = gan.unrolled_params(D, gan.d_gan, real, fake, steps=3, lr=0.5)
+        return gan.g_nonsaturating(torch.func.functional_call(D, p, (fake,)))
+
+    (grad,) = torch.autograd.grad(surrogate(), w)
+    h, numeric = 1e-6, torch.zeros_like(w)
+
+    def shifted(i, by):  # the surrogate with one weight moved (the look-ahead needs autograd)
+        with torch.no_grad():
+            w.view(-1)[i] += by
+        out = surrogate().item()
+        with torch.no_grad():
+            w.view(-1)[i] -= by
+        return out
+
+    for i in range(w.numel()):
+        numeric.view(-1)[i] = (shifted(i, h) - shifted(i, -h)) / (2 * h)
+    torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-7)
+    # the look-ahead matters: the plain (k = 0) gradient is a different one
+    fake = G(z)
+    (plain,) = torch.autograd.grad(gan.g_nonsaturating(D(fake)), w)
+    assert not torch.allclose(plain, grad, rtol=1e-3)
+
+
+def _trained(cls, **kw):
+    G, D = _tiny_players(2)
+    G, D = G.float(), D.float()
+    adv = cls(
+        G,
+        D,
+        gan.g_nonsaturating,
+        gan.d_gan,
+        noise=train.gaussian_noise(3),
+        g_opt=torch.optim.Adam(G.parameters(), 1e-2),
+        d_opt=torch.optim.Adam(D.parameters(), 1e-2),
+        **kw,
+    )
+    train.fit(adv, torch.randn(256, 2), steps=6, batch_size=32, progress=False)
+    return G, D
+
+
+def test_unrolled_adversarial_with_zero_steps_is_the_plain_gan_and_k_changes_the_generator():
+    G0, D0 = _trained(train.Adversarial)
+    G1, D1 = _trained(gan.UnrolledAdversarial, unroll_steps=0)
+    for a, b in zip([*G0.parameters(), *D0.parameters()], [*G1.parameters(), *D1.parameters()]):
+        torch.testing.assert_close(a, b)
+    G5, _ = _trained(gan.UnrolledAdversarial, unroll_steps=5, unroll_lr=0.5)
+    assert not all(torch.allclose(a, b) for a, b in zip(G0.parameters(), G5.parameters()))
+
+
+def test_unrolled_adversarial_refuses_a_batch_norm_critic():
+    G = gan.MLPGenerator(3, (2,), hidden=8, depth=1)
+    D = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="batch norm"):
+        gan.UnrolledAdversarial(
+            G,
+            D,
+            gan.g_nonsaturating,
+            gan.d_gan,
+            noise=train.gaussian_noise(3),
+            g_opt=torch.optim.Adam(G.parameters()),
+            d_opt=torch.optim.Adam(D.parameters()),
+        )

@@ -41,6 +41,7 @@ from coursekit.gan.translation import (
     edges,
     thicken,
 )  # fmt: skip
+from coursekit.gan.unrolled import UnrolledAdversarial, unrolled_params
 
 __all__ = [
     "GAN",
@@ -80,4 +81,6 @@ __all__ = [
     "ring_centers",
     "ring_of_gaussians",
     "wgan_gp",
+    "UnrolledAdversarial",
+    "unrolled_params",
 ]
