@@ -20,9 +20,12 @@ Masses and densities give different figures: ``discrete`` says which. For a mass
 ``-log p / (D ln 2)`` is bits per dimension of the discrete data (``metrics.bits_per_dim``,
 logged as ``"bpd"``), comparable across models. For a density it is a *continuous* figure in
 bits per dimension of a density (logged as ``"bpd_continuous"``): it depends on the scale of
-x and is not a code length. With uniform dequantization into bins of width 1/(levels - 1)
-it becomes an upper bound on the discrete figure only after adding log2(levels - 1) per
-dimension (Theis et al. 2016): 4 bits/dim for 17 levels, 8 for 256.
+x and is not a code length. It becomes an upper bound on the discrete figure only after
+adding -log2(bin width) per dimension (Theis et al. 2016), the width in the units the density
+is over. A density over these x = k / (levels - 1), each level owning a bin of width
+1 / (levels - 1) around it, takes log2(levels - 1): 4 bits/dim for 17 levels, log2 255 = 7.99
+for 256. A density over y = (k + u) / levels in [0, 1) (the flows' dequantization,
+``coursekit.flows.dequantization``, lectures 04 and 08) takes log2(levels): 4.087 for 17.
 """
 
 from __future__ import annotations

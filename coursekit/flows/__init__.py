@@ -6,6 +6,7 @@ One concept per file:
   ``FlowModel``, a flow with a standard normal base on the course's model interface;
 - ``planar``: planar and radial flows (Rezende & Mohamed 2015);
 - ``coupling``: additive and affine couplings (NICE, RealNVP), checkerboard and channel masks;
+- ``spline``: rational-quadratic spline couplings (Neural Spline Flows, Durkan et al. 2019);
 - ``glow``: ActNorm, invertible 1x1 convolutions (plain and LU), squeeze, multi-scale split;
 - ``autoregressive``: MAF and IAF on lecture 03's MADE masks;
 - ``conditional``: conditional couplings and ``ConditionalFlowModel`` (p(x | y): classes,

@@ -11,7 +11,7 @@ import math
 import torch
 
 from coursekit.flows import autoregressive as ar
-from coursekit.flows import coupling, glow
+from coursekit.flows import coupling, glow, spline
 from coursekit.flows.base import Compose, Flow, FlowModel, Reshape, Reverse
 from coursekit.flows.dequantization import Logit
 
@@ -41,6 +41,19 @@ def coupling_stack(
 def realnvp(dim: int, num_layers: int = 6, hidden: int = 64, **kwargs) -> FlowModel:
     """A RealNVP density on R^dim (the 2-D toys)."""
     return FlowModel(coupling_stack(dim, num_layers, hidden, **kwargs), (dim,))
+
+
+def spline_flow(
+    dim: int, num_layers: int = 4, hidden: int = 64, *, bins: int = 8, bound: float = 4.0
+) -> FlowModel:
+    """A neural spline flow on R^dim (Durkan et al. 2019): rational-quadratic spline couplings
+    with alternating masks, the identity outside [-bound, bound]."""
+    layers: list[Flow] = []
+    for i in range(num_layers):
+        net = coupling.MLPNet(dim, hidden, out_mult=3 * bins - 1)
+        mask = coupling.checkerboard_mask((dim,), parity=i % 2)
+        layers.append(spline.SplineCoupling(mask, net, bins=bins, bound=bound))
+    return FlowModel(Compose(*layers), (dim,))
 
 
 def realnvp_flat(
