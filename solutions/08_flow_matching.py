@@ -260,10 +260,10 @@ for name in TOYS:
 
 # %% [markdown]
 # You should see both moons and all eight Gaussians covered. One sample set's ratio swings
-# widely with the seed alone (in our `cpu` run from −1.7 to 2.3 × the 95th percentile on the
-# eight Gaussians, −0.58 to 1.2 × on the moons), which is why a single draw decides nothing.
-# Averaged over eight sets the ratio was about −0.10 ± 0.11 on the moons (as close as fresh
-# data) and 0.59 ± 0.84 on the eight Gaussians: the mean meets the target of 1, but its
+# widely with the seed alone (in our `cpu` run from −1.8 to 2.1 × the 95th percentile on the
+# eight Gaussians, −0.60 to 1.1 × on the moons), which is why a single draw decides nothing.
+# Averaged over eight sets the ratio was about −0.13 ± 0.11 on the moons (as close as fresh
+# data) and 0.50 ± 0.85 on the eight Gaussians: the mean meets the target of 1, but its
 # standard error says that this model's score is only known to within about ±0.8, so it is
 # close to the real-vs-real range rather than demonstrably inside it. (A model with a real
 # bias has a value whose spread grows with the bias, so more sets, not more points per set,
@@ -399,9 +399,9 @@ plt.show()
 # %% [markdown]
 # You should see the FCD ratio fall steeply from one step (a blurred average digit: one Euler
 # step from noise lands on $\mathbb E[x_1]$, the mean image) to tens of steps: in our `cpu`
-# run about 192 × the floor with one Euler step, 3.4 × with 10 and 1.9 × with 100. Heun is
+# run about 194 × the floor with one Euler step, 2.6 × with 10 and 1.8 × with 100. Heun is
 # better at equal steps (2.5 × with 10) but not at equal network calls. The straightness is
-# far from zero (about 0.31): the flow is curved, which is why one step fails.
+# far from zero (about 0.35): the flow is curved, which is why one step fails.
 #
 # ### The same model as diffusion
 #
@@ -443,10 +443,10 @@ print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightne
 
 # %% [markdown]
 # You should see the conversions agree to rounding error. The VP-path model, trained with the
-# same network, loss and budget, is about 1.5 × less straight than the linear one (the VP path
+# same network, loss and budget, is about 1.4 × less straight than the linear one (the VP path
 # itself bends: $\alpha_t$ and $\sigma_t$ move along a quarter circle), yet in our `cpu` run it was
-# not worse at 10 Euler steps (about 2.7 × the floor against 3.4 ×) and close at 100 (2.1 ×
-# against 1.9 ×): straightness is one factor of few-step quality, how the steps fall on the
+# even better at 10 Euler steps (about 2.1 × the floor against 2.6 ×) and close at 100 (1.7 ×
+# against 1.8 ×): straightness is one factor of few-step quality, how the steps fall on the
 # path's time is another.
 #
 # ## 4. Rectified flow: reflow, and distillation to one step
@@ -504,12 +504,14 @@ plot.image_grid(torch.cat([cfm_rows["euler", 1].samples[:16], reflow_rows[1].sam
 plt.show()
 
 # %% [markdown]
-# You should see the straightness fall after reflow (to about 0.27 × its value) and the
+# You should see the straightness fall after reflow (to about 0.28 × its value) and the
 # one-step samples turn from a blur into digits: in our `cpu` run one Euler step went from
-# 192 × to about 4.6 × the floor (42 × better), at the cost of some quality at many steps (2.2 ×
+# 194 × to about 3.9 × the floor (49 × better), at the cost of some quality at many steps (2.1 ×
 # at 100 steps: the 2-rectified model learns from its teacher's samples, errors included).
-# Distillation (on half as many pairs as before, for 1000 steps) moved the single step only
-# marginally, to about 4.5 ×.
+# Distillation (on half as many pairs as before, for 1000 steps) did not help here: its
+# single step scored about 4.8 ×, worse than the 2-rectified model's own (3.9 ×); the pairs it
+# learns from carry the 2-rectified model's errors, and 1000 steps on 5000 pairs were too few
+# to gain on them.
 #
 # ## 5. Minibatch optimal-transport coupling
 #
@@ -582,8 +584,8 @@ print(f"straightness on digits: independent {cfm_straightness:.4f}, OT {ot_strai
 # 0.29 ×) and much less on the 64-dimensional digits (about 0.83 ×: in high dimension a batch
 # of 128 is a sparse sample and every pairing is about as long), and correspondingly a nearly
 # straight flow on the toy (trained for 3000 steps, against 5000 for the independent one: the
-# comparison favours independent pairing) and a straighter one on the digits (about 0.55 × the straightness of
-# independent pairing), whose one-step samples are still poor (about 25 × the floor). Reflow works on the whole data set
+# comparison favours independent pairing) and a straighter one on the digits (about 0.57 × the straightness of
+# independent pairing), whose one-step samples are still poor (about 23 × the floor). Reflow works on the whole data set
 # and all of the model's samples, which is why it straightens more; OT costs nothing extra at
 # sampling time and little at training time.
 #
@@ -646,7 +648,7 @@ plt.show()
 
 # %% [markdown]
 # You should see the learned density reproduce the eight modes, a test NLL close to the true
-# density's (in our `cpu` run 2.823 nats against 2.802: about 0.021 nats per point above the
+# density's (in our `cpu` run 2.821 nats against 2.802: about 0.019 nats per point above the
 # best possible), and Hutchinson's estimate agree with the exact trace on average (by −0.011
 # nats on the eight Gaussians and 0.010 on the moons) while each single point's estimate
 # scatters.
@@ -699,7 +701,7 @@ print(f"flow matching, {lik_model.likelihood_kind} (Hutchinson, {LIK_STEPS} RK4 
 print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bits/dim")
 
 # %% [markdown]
-# You should see about 2.76 bits/dim (in our `cpu` run), an ODE estimate of a continuous
+# You should see about 2.69 bits/dim (in our `cpu` run), an ODE estimate of a continuous
 # density on dequantized data, turned into lecture 04's discrete bound. That is far from the
 # likelihood models trained for this number on the same test digits: lecture 04's Glow reached
 # 1.99 and its RealNVP with uniform dequantization 2.05 (importance-weighted bounds, tighter
@@ -707,7 +709,7 @@ print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bi
 # 1.83; it is even worse than lecture 03's independent pixels, 2.43. A regression on
 # velocities spends its capacity where samples need it, not on the divergence near the data
 # that the likelihood integrates; flow matching is a good sampler and a poor density model at
-# this budget. The exact trace agreed with Hutchinson's to 0.014 bits/dim on the 16 images we
+# this budget. The exact trace agreed with Hutchinson's to 0.013 bits/dim on the 16 images we
 # checked.
 #
 # ## 7. Latent flow matching
@@ -780,9 +782,9 @@ plt.show()
 
 # %% [markdown]
 # You should see latent samples better than the pixel-space ones at the same number of steps,
-# after half the training (in our `cpu` run 1.97 × the floor against 3.37 × at 10 Euler steps,
-# 1.69 × against 1.92 × at 100; the reconstructions alone score 1.31 ×), at about the same
-# cost per step (a latent / pixel time ratio of about 0.88, parameters 0.90): with an MLP the
+# after half the training (in our `cpu` run 1.94 × the floor against 2.59 × at 10 Euler steps,
+# 1.36 × against 1.76 × at 100; the reconstructions alone score 1.31 ×), at about the same
+# cost per step (a latent / pixel time ratio of about 1.04, parameters 0.90): with an MLP the
 # hidden layers, not the 8 or 64 inputs, dominate a network call, and the decoder runs once.
 # The saving is in steps: ten latent steps come close to a hundred pixel ones. The standardised
 # 8-dimensional code is a simpler distribution than the pixels, so its flow is easier to learn;
@@ -824,7 +826,7 @@ _ = widgets.interact(show_guidance, scale=scale_slider)
 
 # %% [markdown]
 # You should see the classifier agree with the requested class perfectly from $w = 1$ on (near
-# chance at $w = 0$, where labels are ignored), and FCD lowest at $w = 1$, about 0.37 × the
+# chance at $w = 0$, where labels are ignored), and FCD lowest at $w = 1$, about 0.36 × the
 # unguided one: larger scales make the digits of a class look alike, which a distribution-level
 # metric penalises.
 #
