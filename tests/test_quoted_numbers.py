@@ -83,7 +83,9 @@ QUOTES = [
     Quote(G, G, "toy_moons_seconds", "in 57 s (moons)", rel=0.1),
     Quote(G, G, "toy_8gaussians_seconds", "57 s (eight Gaussians)", rel=0.1),
     Quote(G, G, "memorisation_ddpm1000", "memorisation score is about 0.25"),
-    Quote(G, G, "langevin_8gaussians_energy_over_real_p95", "the energy distance was about −0.76 ×"),
+    Quote(
+        G, G, "langevin_8gaussians_energy_over_real_p95", "the energy distance was about −0.76 ×"
+    ),
     Quote(G, G, "fcd_ddpm1000", "in our `cpu` run the FCD was about 5.7"),
     Quote(G, G, "fcd_floor", "against a floor of about 2.7 (ratio"),
     Quote(G, G, "fcd_ddpm1000_over_floor", "(ratio 2.1)"),
