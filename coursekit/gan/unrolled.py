@@ -25,7 +25,6 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from coursekit import train
-from coursekit.train.adversarial import _as_terms
 
 
 def unrolled_params(
@@ -82,31 +81,11 @@ class UnrolledAdversarial(train.Adversarial):
                 "running statistics); use a critic without it, e.g. gan.MLPCritic."
             )
         self.unroll_steps, self.unroll_lr = unroll_steps, unroll_lr
-        self._real: Tensor | None = None
 
-    def train_step(self, batch: tuple[Tensor, Tensor | None], step: int) -> dict[str, Tensor]:
-        self._real = batch[0]  # the look-ahead's real data
-        try:
-            return super().train_step(batch, step)
-        finally:
-            self._real = None
-
-    def _generator_step(self, n: int, dev: torch.device, update: bool) -> dict[str, Tensor]:
-        self.g_opt.zero_grad(set_to_none=True)
-        fake = self.generator(self._noise(n, dev))
+    def _score_fake(self, fake: Tensor, real: Tensor) -> Tensor:
+        # the look-ahead starts from detached copies of the critic's parameters, so the
+        # generator's loss reaches the generator only, through all k updates
         params = unrolled_params(
-            self.critic, self.d_loss, self._real, fake, steps=self.unroll_steps, lr=self.unroll_lr
+            self.critic, self.d_loss, real, fake, steps=self.unroll_steps, lr=self.unroll_lr
         )
-        terms = _as_terms(
-            self.g_loss(functional_call(self.critic, params, (fake,)).float()), "g_loss"
-        )
-        terms["loss"].backward()  # reaches only the generator: the look-ahead starts detached
-        if self.clip_grad is not None:
-            limit = self.clip_grad if update else float("inf")
-            terms["grad_norm"] = nn.utils.clip_grad_norm_(self.generator.parameters(), limit)
-        if update:
-            self.g_opt.step()
-            if self.ema is not None:
-                self.ema.update(self.generator)
-        self.g_opt.zero_grad(set_to_none=True)
-        return {f"g_{k}": v.detach() for k, v in terms.items()}
+        return functional_call(self.critic, params, (fake,))

@@ -138,10 +138,10 @@ class Adversarial(nn.Module):
         self.d_steps += 1
         if self.g_opt is not None:
             if self.d_steps % self.n_critic == 0:
-                self._g_terms = self._generator_step(n, dev, update=True)
+                self._g_terms = self._generator_step(real, update=True)
                 self.g_steps += 1
             elif self._g_terms is None:
-                self._g_terms = self._generator_step(n, dev, update=False)
+                self._g_terms = self._generator_step(real, update=False)
             terms.update(self._g_terms)
         return terms
 
@@ -163,14 +163,15 @@ class Adversarial(nn.Module):
         self.d_opt.step()
         return {f"d_{k}": v.detach() for k, v in terms.items()}
 
-    def _generator_step(self, n: int, dev: torch.device, update: bool) -> dict[str, Tensor]:
+    def _generator_step(self, real: Tensor, update: bool) -> dict[str, Tensor]:
+        n, dev = real.shape[0], real.device
         # the critic's parameters take no gradient from the generator's loss
         frozen = [(p, p.requires_grad) for p in self.critic.parameters()]
         self.critic.requires_grad_(False)
         try:
             self.g_opt.zero_grad(set_to_none=True)
             with utils.autocast(dev, self.amp):
-                d_fake = self.critic(self.generator(self._noise(n, dev)))
+                d_fake = self._score_fake(self.generator(self._noise(n, dev)), real)
             terms = _as_terms(self.g_loss(d_fake.float()), "g_loss")
             terms["loss"].backward()
             if self.clip_grad is not None:
@@ -185,6 +186,14 @@ class Adversarial(nn.Module):
             for p, flag in frozen:
                 p.requires_grad_(flag)
         return {f"g_{k}": v.detach() for k, v in terms.items()}
+
+    def _score_fake(self, fake: Tensor, real: Tensor) -> Tensor:
+        """The critic's scores of the generator's samples, as the generator's loss sees them.
+
+        Here the critic as it is now; ``gan.UnrolledAdversarial`` scores with the critic after
+        a few look-ahead updates on ``real`` and ``fake``.
+        """
+        return self.critic(fake)
 
     def describe_term(self, name: str) -> str:
         """Which player and which term a logged name is (``fit`` names them when one is NaN)."""
