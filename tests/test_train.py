@@ -434,3 +434,34 @@ def test_a_time_budget_stops_after_the_step_that_spends_it(tmp_path, monkeypatch
     assert short.steps == [1, 2]
     with pytest.raises(ValueError, match="training budget"):
         train.fit(Linear(), _data(), steps=2, seconds=0, progress=False, device=CPU)
+
+
+def test_default_optimizer_is_adamw_fused_where_supported_and_plain_elsewhere(monkeypatch):
+    params = [nn.Parameter(torch.randn(3, 2)), nn.Parameter(torch.randn(2))]
+    opt = train.loop.default_optimizer(params, lr=0.1, weight_decay=0.01)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["weight_decay"] == 0.01
+    # this torch (>= 2.4) has a fused CPU AdamW: the default must use it
+    assert opt.param_groups[0]["fused"] is True
+    # one step of the fused optimizer equals one of the plain one, to rounding
+    grads = [torch.randn_like(p) for p in params]
+    plain = [p.detach().clone().requires_grad_() for p in params]
+    reference = torch.optim.AdamW(plain, lr=0.1, weight_decay=0.01)
+    for ps, o in ((params, opt), (plain, reference)):
+        for p, g in zip(ps, grads):
+            p.grad = g.clone()
+        o.step()
+    for p, q in zip(params, plain):
+        torch.testing.assert_close(p, q)
+
+    real_adamw = torch.optim.AdamW
+
+    def no_fused(*args, fused=None, **kwargs):  # a torch or device without the fused kernel
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be on a supported device")
+        return real_adamw(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    fallback = train.loop.default_optimizer(iter(params), lr=0.1)  # a generator is read once
+    assert fallback.param_groups[0]["fused"] in (None, False)
+    assert len(fallback.param_groups[0]["params"]) == 2

@@ -99,7 +99,8 @@ def fit(
             has trained for ``seconds`` (``steps`` is then the most it may take). The steps
             done are ``history.steps[-1]``; a checkpoint, if any, is written at that step.
             Equal budgets are how lecture 10 compares families fairly.
-        lr, weight_decay: of the default AdamW optimizer.
+        lr, weight_decay: of the default AdamW optimizer (`default_optimizer`: fused where
+            this torch and device support it).
         optimizer: your own optimizer over ``model.parameters()`` instead of AdamW.
         clip_grad: clip the global gradient norm to this value; logs ``"grad_norm"``.
         ema: decay of an exponential moving average of the parameters (``History.ema``).
@@ -138,7 +139,7 @@ def fit(
     model.to(dev)
     batches = batching.batches_from(data, batch_size, dev, generator)
     if step_fn is None and optimizer is None and not trains_itself:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        optimizer = default_optimizer(model.parameters(), lr=lr, weight_decay=weight_decay)
     averaged = EMA(model, ema) if ema is not None else None
     history = History(ema=getattr(model, "ema", None) if trains_itself else averaged)
     log_every = log_every or (10 if dev.type == "cuda" else 1)
@@ -210,6 +211,22 @@ _ADVICE = (
     " Try a lower learning rate (lr), gradient clipping (clip_grad=1.0), "
     "or check the loss for log(0), sqrt(0), division by zero or exp overflow."
 )
+
+
+def default_optimizer(params, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel where this torch and device support it.
+
+    The fused step updates every parameter in one pass instead of one small operation per
+    tensor: on a CPU it cut a training step of lecture 08's digits MLP from 5.8 to 5.0 ms
+    (the optimizer's own step from 0.95 to 0.25 ms). torch before 2.4 has no fused CPU AdamW
+    (and some devices have none); it then refuses at construction and the plain one is used.
+    The two differ only in floating-point rounding.
+    """
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _kept(checkpoint: str | os.PathLike | None, good: tuple[str, int] | None) -> str:
