@@ -213,8 +213,8 @@ checks.check_euler_sample(euler_sample)
 
 # %%
 TOYS = ("moons", "8gaussians")
-TOY_STEPS = utils.pick(smoke=30, cpu=5000, gpu=10000)
-TOY_STEPS_OT = utils.pick(smoke=30, cpu=3000, gpu=10000)  # the OT toy of section 5
+TOY_STEPS = utils.pick(smoke=30, cpu=2500, gpu=10000)
+TOY_STEPS_OT = utils.pick(smoke=30, cpu=1500, gpu=10000)  # the OT toy of section 5
 N_TOY = utils.pick(smoke=200, cpu=2000, gpu=5000)
 N_SETS = utils.pick(smoke=2, cpu=8, gpu=8)  # sample sets averaged into a toy's score
 FLOOR_REPEATS = utils.pick(smoke=5, cpu=20, gpu=20)  # real-vs-real pairs for the percentile
@@ -326,7 +326,8 @@ if GPU:
 else:
     images_train, images_test = data.digits("train"), data.digits("test")
     SHAPE = (1, 8, 8)
-IMG_STEPS = utils.pick(smoke=30, cpu=4000, gpu=20000)
+IMG_STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
+IMG_EMA = utils.pick(smoke=0.9, cpu=0.995, gpu=0.999)  # averages ~1/(1 - decay) steps: 200 of 3000 on cpu
 BATCH = utils.pick(smoke=64, cpu=128, gpu=256)
 N_EVAL = utils.pick(smoke=100, cpu=750, gpu=5000)  # FCD needs n > feature dim (64)
 FCD_REAL = images_train.subset(10_000) if GPU else images_train
@@ -350,7 +351,7 @@ def train_images(model, data_or_pairs, steps, labels=None):
                            batch_size=BATCH, device=DEV, generator=seeded(5))  # fmt: skip
     start = time.perf_counter()
     history = train.fit(model, batches, steps=steps, lr=utils.pick(smoke=2e-3, cpu=2e-3, gpu=5e-4),
-                        ema=utils.pick(smoke=0.9, cpu=0.999, gpu=0.999), amp=GPU,
+                        ema=IMG_EMA, amp=GPU,
                         progress=False, device=DEV)  # fmt: skip
     seconds = time.perf_counter() - start
     history.ema.copy_to(model)
@@ -461,8 +462,8 @@ print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightne
 # again. We fine-tune the first model on them (`fm.PairedObjective`).
 
 # %%
-N_PAIRS = utils.pick(smoke=256, cpu=20000, gpu=50000)
-REFLOW_STEPS = utils.pick(smoke=30, cpu=4000, gpu=20000)
+N_PAIRS = utils.pick(smoke=256, cpu=10000, gpu=50000)
+REFLOW_STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
 start = time.perf_counter()
 pairs = fm.reflow_pairs(cfm_model, N_PAIRS, solver="rk4", steps=25, generator=seeded(8))
 pairs_seconds = time.perf_counter() - start
@@ -684,7 +685,7 @@ lik_model = fm.FlowMatching(image_net(), data_shape=SHAPE, prediction="velocity"
 batches = data.Batches(images_train.images.to(DEV), None, batch_size=BATCH, device=DEV,
                        transform=dequantize, generator=seeded(5))  # fmt: skip
 lik_history = train.fit(lik_model, batches, steps=IMG_STEPS, lr=utils.pick(smoke=2e-3, cpu=2e-3, gpu=5e-4),
-                        ema=utils.pick(smoke=0.9, cpu=0.999, gpu=0.999), amp=GPU, progress=False,
+                        ema=IMG_EMA, amp=GPU, progress=False,
                         device=DEV)  # fmt: skip
 lik_history.ema.copy_to(lik_model)
 lik_model.eval()
