@@ -260,11 +260,11 @@ for name in TOYS:
 
 # %% [markdown]
 # You should see both moons and all eight Gaussians covered. One sample set's ratio swings
-# widely with the seed alone (in our `cpu` run from −1.8 to 2.1 × the 95th percentile on the
-# eight Gaussians, −0.60 to 1.1 × on the moons), which is why a single draw decides nothing.
-# Averaged over eight sets the ratio was about −0.13 ± 0.11 on the moons (as close as fresh
-# data) and 0.50 ± 0.85 on the eight Gaussians: the mean meets the target of 1, but its
-# standard error says that this model's score is only known to within about ±0.8, so it is
+# widely with the seed alone (in our `cpu` run from −1.5 to 2.2 × the 95th percentile on the
+# eight Gaussians, −0.57 to 1.1 × on the moons), which is why a single draw decides nothing.
+# Averaged over eight sets the ratio was about −0.10 ± 0.12 on the moons (as close as fresh
+# data) and 0.75 ± 0.92 on the eight Gaussians: the mean meets the target of 1, but its
+# standard error says that this model's score is only known to within about ±0.9, so it is
 # close to the real-vs-real range rather than demonstrably inside it. (A model with a real
 # bias has a value whose spread grows with the bias, so more sets, not more points per set,
 # are what tighten it.)
@@ -327,7 +327,7 @@ else:
     images_train, images_test = data.digits("train"), data.digits("test")
     SHAPE = (1, 8, 8)
 IMG_STEPS = utils.pick(smoke=30, cpu=3000, gpu=20000)
-IMG_EMA = utils.pick(smoke=0.9, cpu=0.995, gpu=0.999)  # averages ~1/(1 - decay) steps: 200 of 3000 on cpu
+IMG_EMA = utils.pick(smoke=0.9, cpu=0.995, gpu=0.999)  # averages the last ~1/(1 - decay) steps
 BATCH = utils.pick(smoke=64, cpu=128, gpu=256)
 N_EVAL = utils.pick(smoke=100, cpu=750, gpu=5000)  # FCD needs n > feature dim (64)
 FCD_REAL = images_train.subset(10_000) if GPU else images_train
@@ -400,9 +400,10 @@ plt.show()
 # %% [markdown]
 # You should see the FCD ratio fall steeply from one step (a blurred average digit: one Euler
 # step from noise lands on $\mathbb E[x_1]$, the mean image) to tens of steps: in our `cpu`
-# run about 194 × the floor with one Euler step, 2.6 × with 10 and 1.8 × with 100. Heun is
-# better at equal steps (2.5 × with 10) but not at equal network calls. The straightness is
-# far from zero (about 0.35): the flow is curved, which is why one step fails.
+# run about 190 × the floor with one Euler step, 2.7 × with 10 and 1.9 × with 100. Heun is
+# better at equal steps (2.1 × with 10) and at ten network calls (2.4 × with 5 steps), but
+# not at many: 100 Heun steps, 200 calls, scored 1.97 × against Euler's 1.89 × with 100. The
+# straightness is far from zero (about 0.39): the flow is curved, which is why one step fails.
 #
 # ### The same model as diffusion
 #
@@ -444,11 +445,11 @@ print(f"straightness: linear path {cfm_straightness:.3f}, VP path {vp_straightne
 
 # %% [markdown]
 # You should see the conversions agree to rounding error. The VP-path model, trained with the
-# same network, loss and budget, is about 1.4 × less straight than the linear one (the VP path
+# same network, loss and budget, is about 1.3 × less straight than the linear one (the VP path
 # itself bends: $\alpha_t$ and $\sigma_t$ move along a quarter circle), yet in our `cpu` run it was
-# even better at 10 Euler steps (about 2.1 × the floor against 2.6 ×) and close at 100 (1.7 ×
-# against 1.8 ×): straightness is one factor of few-step quality, how the steps fall on the
-# path's time is another.
+# better at 10 Euler steps (about 1.9 × the floor against 2.7 ×) and at 100 (1.4 × against
+# 1.9 ×): straightness is one factor of few-step quality, how the steps fall on the path's time
+# is another. (One run each: the training seed alone moves the 100-step figure by a few tenths.)
 #
 # ## 4. Rectified flow: reflow, and distillation to one step
 #
@@ -505,12 +506,12 @@ plot.image_grid(torch.cat([cfm_rows["euler", 1].samples[:16], reflow_rows[1].sam
 plt.show()
 
 # %% [markdown]
-# You should see the straightness fall after reflow (to about 0.28 × its value) and the
+# You should see the straightness fall after reflow (to about 0.32 × its value) and the
 # one-step samples turn from a blur into digits: in our `cpu` run one Euler step went from
-# 194 × to about 3.9 × the floor (49 × better), at the cost of some quality at many steps (2.1 ×
+# 190 × to about 4.5 × the floor (42 × better), at the cost of some quality at many steps (2.5 ×
 # at 100 steps: the 2-rectified model learns from its teacher's samples, errors included).
 # Distillation (on half as many pairs as before, for 1000 steps) did not help here: its
-# single step scored about 4.8 ×, worse than the 2-rectified model's own (3.9 ×); the pairs it
+# single step scored about 5.7 ×, worse than the 2-rectified model's own (4.5 ×); the pairs it
 # learns from carry the 2-rectified model's errors, and 1000 steps on 5000 pairs were too few
 # to gain on them.
 #
@@ -584,9 +585,9 @@ print(f"straightness on digits: independent {cfm_straightness:.4f}, OT {ot_strai
 # You should see OT pairing cut the transport cost of a batch sharply on the 2-D toy (to about
 # 0.29 ×) and much less on the 64-dimensional digits (about 0.83 ×: in high dimension a batch
 # of 128 is a sparse sample and every pairing is about as long), and correspondingly a nearly
-# straight flow on the toy (trained for 3000 steps, against 5000 for the independent one: the
-# comparison favours independent pairing) and a straighter one on the digits (about 0.57 × the straightness of
-# independent pairing), whose one-step samples are still poor (about 23 × the floor). Reflow works on the whole data set
+# straight flow on the toy (trained for 1500 steps, against 2500 for the independent one: the
+# comparison favours independent pairing) and a straighter one on the digits (about 0.63 × the straightness of
+# independent pairing), whose one-step samples are still poor (about 22 × the floor). Reflow works on the whole data set
 # and all of the model's samples, which is why it straightens more; OT costs nothing extra at
 # sampling time and little at training time.
 #
@@ -649,9 +650,9 @@ plt.show()
 
 # %% [markdown]
 # You should see the learned density reproduce the eight modes, a test NLL close to the true
-# density's (in our `cpu` run 2.821 nats against 2.802: about 0.019 nats per point above the
-# best possible), and Hutchinson's estimate agree with the exact trace on average (by −0.011
-# nats on the eight Gaussians and 0.010 on the moons) while each single point's estimate
+# density's (in our `cpu` run 2.833 nats against 2.802: about 0.031 nats per point above the
+# best possible), and Hutchinson's estimate agree with the exact trace on average (by −0.014
+# nats on the eight Gaussians and 0.013 on the moons) while each single point's estimate
 # scatters.
 #
 # **Images: bits/dim comparable with lectures 03 and 04.** A density of the discrete digits
@@ -702,7 +703,7 @@ print(f"flow matching, {lik_model.likelihood_kind} (Hutchinson, {LIK_STEPS} RK4 
 print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bits/dim")
 
 # %% [markdown]
-# You should see about 2.69 bits/dim (in our `cpu` run), an ODE estimate of a continuous
+# You should see about 2.67 bits/dim (in our `cpu` run), an ODE estimate of a continuous
 # density on dequantized data, turned into lecture 04's discrete bound. That is far from the
 # likelihood models trained for this number on the same test digits: lecture 04's Glow reached
 # 1.99 and its RealNVP with uniform dequantization 2.05 (importance-weighted bounds, tighter
@@ -710,7 +711,7 @@ print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bi
 # 1.83; it is even worse than lecture 03's independent pixels, 2.43. A regression on
 # velocities spends its capacity where samples need it, not on the divergence near the data
 # that the likelihood integrates; flow matching is a good sampler and a poor density model at
-# this budget. The exact trace agreed with Hutchinson's to 0.013 bits/dim on the 16 images we
+# this budget. The exact trace agreed with Hutchinson's to 0.036 bits/dim on the 16 images we
 # checked.
 #
 # ## 7. Latent flow matching
@@ -721,14 +722,15 @@ print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bi
 # `vae.Autoencoder` with MLP encoder and decoder and an 8-dimensional code, wrapped with
 # `latent.LatentDiffusion`, which standardises the latents and decodes the samples; its inner
 # model can be any model on the shared interface with `data_range=None`, here a
-# `FlowMatching` over $\mathbb R^8$, trained (on the `cpu` profile) for half the pixel model's
-# steps. A sample can be no better than the autoencoder's reconstructions.
+# `FlowMatching` over $\mathbb R^8$, trained (on the `cpu` profile) for two thirds of the pixel
+# model's steps. Every sample is a decoder output, so the decoder's blur is in each of them;
+# the reconstructions' FCD is printed beside the samples'.
 
 # %%
 LATENT = utils.pick(smoke=4, cpu=8, gpu=32)
 AE_STEPS = utils.pick(smoke=30, cpu=1500, gpu=10000)
 LATENT_STEPS = utils.pick(smoke=[1, 10], cpu=[1, 10, 100], gpu=[1, 10, 100])
-LATENT_FM_STEPS = utils.pick(smoke=30, cpu=2000, gpu=20000)  # half the pixel model's, on cpu
+LATENT_FM_STEPS = utils.pick(smoke=30, cpu=2000, gpu=20000)  # 2/3 of the pixel model's, on cpu
 D_PIX = math.prod(SHAPE)
 encoder = torch.nn.Sequential(torch.nn.Flatten(), networks.MLP(D_PIX, LATENT, hidden=256, depth=2))
 decoder = networks.MLP(LATENT, D_PIX, hidden=256, depth=2)
@@ -783,10 +785,13 @@ plt.show()
 
 # %% [markdown]
 # You should see latent samples better than the pixel-space ones at the same number of steps,
-# after half the training (in our `cpu` run 1.94 × the floor against 2.59 × at 10 Euler steps,
-# 1.36 × against 1.76 × at 100; the reconstructions alone score 1.31 ×), at about the same
-# cost per step (a latent / pixel time ratio of about 1.04, parameters 0.90): with an MLP the
-# hidden layers, not the 8 or 64 inputs, dominate a network call, and the decoder runs once.
+# after less training (in our `cpu` run 1.52 × the floor against 2.68 × at 10 Euler steps,
+# 1.18 × against 1.89 × at 100). The reconstructions of 750 training digits scored 1.61 ×,
+# *worse* than the samples: FCD compares distributions, and the decoded encodings of one set of
+# training digits need not match the data's statistics better than decoded draws of the flow.
+# The cost per step is of the same order (a latent / pixel time ratio of about 0.73,
+# parameters 0.90): with an MLP the hidden layers, not the 8 or 64 inputs, dominate a network
+# call, and the decoder runs once.
 # The saving is in steps: ten latent steps come close to a hundred pixel ones. The standardised
 # 8-dimensional code is a simpler distribution than the pixels, so its flow is easier to learn;
 # a UNet on larger images would add a per-step saving. The timings are the best of three on a
@@ -826,9 +831,9 @@ scale_slider = widgets.SelectionSlider(options=SCALES, value=2.0, continuous_upd
 _ = widgets.interact(show_guidance, scale=scale_slider)
 
 # %% [markdown]
-# You should see the classifier agree with the requested class perfectly from $w = 1$ on (near
-# chance at $w = 0$, where labels are ignored), and FCD lowest at $w = 1$, about 0.36 × the
-# unguided one: larger scales make the digits of a class look alike, which a distribution-level
+# You should see the classifier agree with the requested class for 99.6% of the samples or more
+# from $w = 1$ on (near chance at $w = 0$, where labels are ignored), and FCD lowest at $w = 1$,
+# about 0.23 × the unguided one: larger scales make the digits of a class look alike, which a distribution-level
 # metric penalises.
 #
 # ## Recorded numbers
