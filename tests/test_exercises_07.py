@@ -168,6 +168,94 @@ def test_reference_quantize_matches_the_library_quantizer():
     assert torch.allclose(out.z_q.permute(0, 2, 3, 1).reshape(-1, 3), z_q)
 
 
+# ----------------------------------------------------------------------------- LFQ entropy
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lfq_entropy_passes_the_reference(seed):
+    assert checks.check_lfq_entropy(checks.reference_lfq_entropy, seed=seed)
+
+
+def test_lfq_entropy_written_out_passes():
+    def written_out(z, codebook, inv_temperature, gamma):
+        logp = torch.log_softmax(-inv_temperature * torch.cdist(z, codebook) ** 2, dim=1)
+        per_sample = -(logp.exp() * logp).sum(1).mean()
+        mean = logp.exp().mean(0)
+        return per_sample + gamma * (mean * mean.log()).sum()
+
+    assert checks.check_lfq_entropy(written_out)
+
+
+def _ent(p):
+    return -(p * p.log()).sum(-1)
+
+
+def _lfq(z, codebook, t, gamma, *, sign=-1.0, scale=None, axis=-1, reduce="mean"):
+    d = vq.squared_distances(z, codebook)
+    logits = -t * d if scale is None else scale(d, t)
+    p = torch.softmax(logits, axis)
+    per = _ent(p).mean() if reduce == "mean" else _ent(p).sum()
+    return per + sign * gamma * _ent(p.mean(0))
+
+
+def _lfq_fixed_k(z, codebook, t, gamma):  # the notebook's K = 8 codes written as a number
+    p = torch.softmax(-t * vq.squared_distances(z, codebook).reshape(-1, 8), -1)
+    return _ent(p).mean() - gamma * _ent(p.mean(0))
+
+
+def _lfq_no_grad(z, codebook, t, gamma):
+    with torch.no_grad():
+        return checks.reference_lfq_entropy(z, codebook, t, gamma)
+
+
+def _lfq_in_place(z, codebook, t, gamma):
+    out = checks.reference_lfq_entropy(z, codebook, t, gamma)
+    z.data.zero_()
+    return out
+
+
+def _lfq_mean_of_entropies(z, codebook, t, gamma):
+    p = torch.softmax(-t * vq.squared_distances(z, codebook), -1)
+    return _ent(p).mean() - gamma * _ent(p).mean()
+
+
+def _lfq_swapped(z, codebook, t, gamma):
+    p = torch.softmax(-t * vq.squared_distances(z, codebook), -1)
+    return _ent(p.mean(0)) - gamma * _ent(p).mean()
+
+
+WRONG_LFQ = [
+    (lambda z, c, t, g: _lfq(z, c, t, g, sign=+1.0), "added the diversity term"),
+    (_lfq_swapped, "swapped the two entropies"),
+    (_lfq_mean_of_entropies, "took the mean of the entropies twice"),
+    (lambda z, c, t, g: _lfq(z, c, t, g, sign=0.0), "left out the diversity term"),
+    (
+        lambda z, c, t, g: -g * _ent(torch.softmax(-t * vq.squared_distances(z, c), -1).mean(0)),
+        "left out the per-position entropy",
+    ),  # fmt: skip
+    (lambda z, c, t, g: _lfq(z, c, t, g, scale=lambda d, t: -d / t), "divided the distances"),
+    (lambda z, c, t, g: _lfq(z, c, t, g, axis=0), "softmax over the positions"),
+    (lambda z, c, t, g: _lfq(z, c, t, g, reduce="sum"), "summed the per-position entropies"),
+    (_lfq_fixed_k, "It passed with N=12, D=3"),
+    (_lfq_no_grad, "carries no gradient"),
+    (_lfq_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_LFQ)
+def test_lfq_entropy_names_the_mistake(wrong, words):
+    _fails_with(checks.check_lfq_entropy(wrong), words)
+
+
+def test_reference_lfq_entropy_is_the_library_quantizers():
+    lfq = vq.LFQ(3, inv_temperature=2.0, gamma=0.8)
+    z = torch.randn(10, 3)
+    assert torch.allclose(
+        checks.reference_lfq_entropy(z, lfq.codebook, 2.0, 0.8), lfq.entropy_penalty(z)
+    )
+
+
 # ----------------------------------------------------------------------------- Gumbel-softmax
 
 

@@ -5,7 +5,8 @@ latent returned without the straight-through estimator (no gradient to the encod
 distances without the ||e||^2 term, the farthest code instead of the nearest, the codebook and
 commitment losses with their stop-gradients swapped, beta on the wrong term, Gumbel noise
 written as -log(u) (exponential noise, not Gumbel), the temperature multiplied instead of
-divided, and VAR's block-causal mask written as a plain causal or a strictly-earlier mask.
+divided, LFQ's entropy penalty with its diversity term's sign flipped or its two entropies
+confused, and VAR's block-causal mask written as a plain causal or a strictly-earlier mask.
 
 Every check runs on cases that differ in every size a student could write as a number (the
 number of vectors N, their dimension D, the codebook size K); ``seed=0`` starts with the
@@ -197,6 +198,75 @@ def check_vq_loss(
                 "your loss has the right value but the wrong gradient: the codebook term "
                 "detaches z, the commitment term detaches z_q"
             )
+    return ex.result
+
+
+# ----------------------------------------------------------------------------- LFQ entropy
+
+
+def reference_lfq_entropy(
+    z: Tensor, codebook: Tensor, inv_temperature: float, gamma: float
+) -> Tensor:
+    """E_n[H(p_n)] - gamma H(E_n[p_n]), p_n = softmax_k(-inv_temperature ||z_n - c_k||^2)."""
+    return ref.lfq_entropy_penalty(z, codebook, inv_temperature, gamma)
+
+
+def _corners(bits: int) -> Tensor:
+    """The 2^bits corners of {-1, +1}^bits, (2^bits, bits), first bit most significant."""
+    return ref.LFQ(bits).codebook
+
+
+def check_lfq_entropy(
+    entropy_fn: Callable[[Tensor, Tensor, float, float], Tensor], *, seed: int = 0
+) -> check.Result:
+    """``entropy_fn(z, codebook, inv_temperature, gamma) -> scalar`` for z (N, D) and the
+    corners codebook (K, D): the mean per-position entropy minus gamma times the entropy of
+    the batch's mean assignment, in nats."""
+    with check.exercise(
+        "LFQ entropy penalty",
+        success="confident positions (mean entropy) minus gamma x the batch's spread",
+    ) as ex:
+        for case in ex.cases(check.sizes(seed, N=(12, 7, range(5, 20)), D=(3, 2, range(2, 6)))):
+            g = case.generator(0)
+            z = torch.randn(case.N, case.D, generator=g) * 0.6
+            codebook = _corners(case.D)
+            tau_inv, gamma = (2.0, 0.5, 1.5)[case.index % 3], (1.0, 0.7, 1.3)[case.index % 3]
+            out = ex.call(entropy_fn, z, codebook, tau_inv, gamma, grad=(0,))
+            out = ex.tensor(out, shape=(), what="your penalty")
+            # (+inv_temperature * d would give the same value: the corners are symmetric under
+            # c -> -c, which only relabels the codes, so that sign is no mistake here)
+            d = ref.squared_distances(z, codebook)  # (N, K)
+            p = torch.softmax(-tau_inv * d, -1)
+            per_sample, spread = ref.entropy(p).mean(), ref.entropy(p.mean(0))
+            ex.close(
+                out,
+                per_sample - gamma * spread,
+                what="your penalty",
+                hints={
+                    "added the diversity term: subtract gamma x H(mean p) (minimising the loss "
+                    "must spread the batch over the codes, not collapse it)": per_sample
+                    + gamma * spread,
+                    "swapped the two entropies: the mean per-position entropy is minimised, "
+                    "the entropy of the mean assignment is maximised": spread - gamma * per_sample,
+                    "took the mean of the entropies twice: the second term is the entropy of the "
+                    "batch's mean distribution, H(mean_n p_n)": (1 - gamma) * per_sample,
+                    "left out the diversity term -gamma H(mean p)": per_sample,
+                    "left out the per-position entropy E[H(p_n)]": -gamma * spread,
+                    "divided the distances by inv_temperature: multiply them": (
+                        ref.entropy(torch.softmax(-d / tau_inv, -1)).mean()
+                        - gamma * ref.entropy(torch.softmax(-d / tau_inv, -1).mean(0))
+                    ),
+                    "took the softmax over the positions (axis 0): each p_n is a distribution "
+                    "over the K codes": (
+                        ref.entropy(torch.softmax(-tau_inv * d, 0)).mean()
+                        - gamma * ref.entropy(torch.softmax(-tau_inv * d, 0).mean(0))
+                    ),
+                    "summed the per-position entropies over the batch: take their mean": (
+                        ref.entropy(p).sum() - gamma * spread
+                    ),
+                },
+            )
+            ex.grad(out, reference_lfq_entropy)
     return ex.result
 
 

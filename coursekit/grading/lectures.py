@@ -218,12 +218,14 @@ def register_callables() -> None:
 
 
 def _vq_checks() -> dict[str, Callable[..., check.Result]]:
-    """Lecture 07's exercises: the quantiser, the VQ-VAE loss, Gumbel-softmax, VAR's mask."""
+    """Lecture 07's exercises: the quantiser, the VQ-VAE loss, LFQ's entropy penalty,
+    Gumbel-softmax, VAR's mask."""
     from coursekit.exercises import vq
 
     return {
         "quantize": vq.check_quantize,
         "vq_loss": vq.check_vq_loss,
+        "lfq_entropy": vq.check_lfq_entropy,
         "gumbel_softmax": vq.check_gumbel_softmax,
         "block_causal_mask": vq.check_block_causal_mask,
     }

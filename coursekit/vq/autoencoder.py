@@ -1,7 +1,7 @@
 """A VQ autoencoder (the tokenizer) and a token model (tokenizer + autoregressive prior).
 
 :class:`VQAutoencoder` (van den Oord et al. 2017): a conv encoder maps an image (C, H, W) to a
-latent grid (D, H/2, W/2), a quantiser (``VectorQuantizer`` or ``FSQ``) picks a code per
+latent grid (D, H/2, W/2), a quantiser (``VectorQuantizer``, ``FSQ``, ``LFQ``, ...) picks a code per
 position, a conv decoder reconstructs. Its loss is the squared reconstruction error plus the
 quantiser's codebook and commitment terms. Under the uniform prior of the ELBO view, sampling
 decodes uniformly random codes (poor samples: that is why a prior over the codes is learned).
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from coursekit import models
-from coursekit.vq.quantizers import FSQ, GumbelQuantizer, MultiScaleVQ, VectorQuantizer
+from coursekit.vq.quantizers import FSQ, LFQ, GumbelQuantizer, MultiScaleVQ, VectorQuantizer
 
 
 def conv_encoder(channels: int, dim: int, hidden: int = 64) -> nn.Module:
@@ -115,6 +115,8 @@ class VQAutoencoder(models.GenerativeModel):
         }
         if q.kl is not None:
             terms["kl"] = q.kl.detach()
+        if q.entropy is not None:
+            terms["entropy"] = q.entropy.detach()
         return terms
 
     @torch.no_grad()
@@ -180,6 +182,14 @@ def _tiny_vq() -> models.ConformanceCase:
 def _tiny_fsq() -> models.ConformanceCase:
     gen = torch.Generator().manual_seed(0)
     model = VQAutoencoder(FSQ([3, 4]), (1, 8, 8), hidden=8)
+    x = torch.rand(4, 1, 8, 8, generator=gen)
+    return models.ConformanceCase(model=model, x=x, data_range=(0.0, 1.0), checks_input=True)
+
+
+@models.register_conformance("lfq-autoencoder")
+def _tiny_lfq() -> models.ConformanceCase:
+    gen = torch.Generator().manual_seed(0)
+    model = VQAutoencoder(LFQ(3, normalize=True), (1, 8, 8), hidden=8)
     x = torch.rand(4, 1, 8, 8, generator=gen)
     return models.ConformanceCase(model=model, x=x, data_range=(0.0, 1.0), checks_input=True)
 

@@ -6,6 +6,10 @@
 - :class:`FSQ`: finite scalar quantisation (Mentzer et al. 2023): each channel is bounded and
   rounded to one of ``levels[c]`` values; the implicit codebook has ``prod(levels)`` codes and
   no parameters, so no auxiliary loss is needed.
+- :class:`LFQ`: lookup-free quantisation (Yu et al. 2023, MAGVIT-v2 §3.1): each channel is
+  replaced by its sign, so D channels make ``2**D`` codes with no codebook; an entropy penalty
+  keeps every code in use. ``normalize``: the latent is first put on the unit sphere (binary
+  spherical quantisation, Zhao et al. 2024).
 - :class:`GumbelQuantizer`: the dVAE's relaxed categorical (DALL-E, Ramesh et al. 2021): the
   encoder gives K logits per position, a Gumbel-softmax sample at temperature tau (Jang et al.
   2017; Maddison et al. 2017) mixes the K code vectors, with a KL to the uniform prior; hard
@@ -38,6 +42,7 @@ class Quantized:
     codebook: Tensor  # scalar, ||sg[z] - e||^2
     commitment: Tensor  # scalar, ||z - sg[e]||^2
     kl: Tensor | None = None  # scalar, KL(q(k | x) || uniform) per position (Gumbel only)
+    entropy: Tensor | None = None  # scalar, LFQ's entropy penalty before its weight (LFQ only)
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -227,6 +232,103 @@ class FSQ(nn.Module):
         digits = (codes[..., None] // self._basis) % self._L.long()  # (B, H, W, D)
         half_width = torch.div(self._L, 2, rounding_mode="floor")
         return ((digits - half_width) / half_width).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- LFQ
+
+
+def entropy(p: Tensor) -> Tensor:
+    """Entropy in nats of the distributions p (..., K) over the last axis, (...)."""
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+
+
+def lfq_entropy_penalty(
+    z: Tensor, codebook: Tensor, inv_temperature: float, gamma: float
+) -> Tensor:
+    """E_n[H(p_n)] - gamma H(E_n[p_n]), p_n = softmax_k(-inv_temperature ||z_n - c_k||^2), for
+    latents z (N, D) and codes (K, D): low for confident positions spread over every code."""
+    p = torch.softmax(-inv_temperature * squared_distances(z, codebook), dim=-1)  # (N, K)
+    return entropy(p).mean() - gamma * entropy(p.mean(0))
+
+
+class LFQ(nn.Module):
+    """Lookup-free quantisation: channel c of the latent becomes sign(z_c).
+
+    The implicit codebook is the ``2**bits`` corners of the cube {-1, +1}^bits (with
+    ``normalize``: of the sphere, {-1, +1}^bits / sqrt(bits)); a code is the binary number of
+    the positive channels, the first channel the most significant bit (as in
+    ``vector_quantize_pytorch.LFQ``). Nothing is looked up, so the cost of quantising does not
+    grow with the number of codes; only the entropy penalty below sums over all of them.
+
+    Loss (MAGVIT-v2, eq. 5, with the commitment term of VQ-VAE):
+
+        beta ||z - sg[q]||^2 + entropy_weight (E_n[H(p_n)] - gamma H(E_n[p_n])),
+        p_n(k) = softmax_k(-inv_temperature ||z_n - c_k||^2).
+
+    The first entropy makes each position confident of one code; the second, subtracted, is
+    the entropy of the batch's average code distribution: maximising it spreads the batch
+    over every code, which is what keeps the usage up with no codebook to restart.
+
+    Args:
+        bits: D, the latent channels; ``2**bits`` codes.
+        entropy_weight, gamma, inv_temperature: the entropy penalty's weight, the weight of its
+            diversity term, and the sharpness of the soft assignment p_n.
+        beta: the commitment weight.
+        normalize: divide each latent vector by its length before quantising (the codes then
+            lie on the unit sphere, so the commitment term cannot grow with ||z||).
+    """
+
+    def __init__(
+        self, bits: int, *, entropy_weight: float = 0.1, gamma: float = 1.0,
+        inv_temperature: float = 100.0, beta: float = 0.25, normalize: bool = False,
+    ):  # fmt: skip
+        super().__init__()
+        if not 1 <= bits <= 16:
+            raise ValueError(
+                f"LFQ needs 1 <= bits <= 16 (its entropy penalty sums over 2**bits codes), "
+                f"got {bits}."
+            )
+        self.bits, self.dim, self.num_codes = int(bits), int(bits), 2 ** int(bits)
+        self.entropy_weight, self.gamma = float(entropy_weight), float(gamma)
+        self.inv_temperature, self.beta, self.normalize = (
+            float(inv_temperature),
+            float(beta),
+            normalize,
+        )
+        self.scale = 1 / math.sqrt(bits) if normalize else 1.0  # the codes' coordinate size
+        self.register_buffer("_mask", 2 ** torch.arange(bits - 1, -1, -1))  # (D,) place values
+        every = torch.arange(self.num_codes)[:, None].bitwise_and(self._mask) != 0  # (2^D, D)
+        self.register_buffer("codebook", torch.where(every, 1.0, -1.0) * self.scale)
+
+    @property
+    def codebook_vectors(self) -> Tensor:
+        return self.codebook
+
+    def entropy_penalty(self, flat: Tensor) -> Tensor:
+        """E_n[H(p_n)] - gamma H(E_n[p_n]) for latents (N, D), p_n over the 2^D corners."""
+        return lfq_entropy_penalty(flat.float(), self.codebook, self.inv_temperature, self.gamma)
+
+    def forward(self, z: Tensor) -> Quantized:
+        flat = _flat(z)  # (N, D)
+        if flat.shape[1] != self.bits:
+            raise ValueError(
+                f"LFQ with {self.bits} bits needs D = {self.bits}, got {flat.shape[1]}."
+            )
+        if self.normalize:
+            flat = F.normalize(flat, dim=1)  # (N, D), unit length
+        q = torch.where(flat > 0, self.scale, -self.scale)  # (N, D), the nearest corner
+        codes = ((flat > 0).long() * self._mask).sum(1)  # (N,)
+        commitment = F.mse_loss(flat, q)
+        zero = flat.new_zeros(())
+        ent = self.entropy_penalty(flat) if self.training else zero
+        loss = self.beta * commitment + self.entropy_weight * ent
+        B, _, H, W = z.shape
+        z_q = _grid(straight_through(flat, q), z)  # (B, D, H, W)
+        return Quantized(z_q, codes.view(B, H, W), loss, zero, commitment, entropy=ent)
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Codes (B, H, W) -> the quantised latent grid (B, D, H, W)."""
+        return self.codebook[codes].permute(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------------- Gumbel
