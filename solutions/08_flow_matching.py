@@ -789,7 +789,7 @@ plt.show()
 # 1.18 × against 1.89 × at 100). The reconstructions of 750 training digits scored 1.61 ×,
 # *worse* than the samples: FCD compares distributions, and the decoded encodings of one set of
 # training digits need not match the data's statistics better than decoded draws of the flow.
-# The cost per step is of the same order (a latent / pixel time ratio of about 0.73,
+# The cost per step is of the same order (a latent / pixel time ratio of about 0.92,
 # parameters 0.90): with an MLP the hidden layers, not the 8 or 64 inputs, dominate a network
 # call, and the decoder runs once.
 # The saving is in steps: ten latent steps come close to a hundred pixel ones. The standardised
