@@ -684,6 +684,25 @@ print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:
 # $z_0 = E(x)$ is the usual **hybrid** recipe (Zhu et al. 2016; Xia et al. 2022). We invert
 # the DCGAN of section 4 on the test digits, from a random $z_0 \sim \mathcal N(0, I)$ and
 # from the encoder's guess, for the same number of steps.
+#
+# Exercise: the objective, one value per image: `mask` is `(B, 1, H, W)`, shared by the
+# channels, and $\|m\|_1$ counts the visible values of the mask expanded like `x`.
+
+
+# %%
+def inversion_loss(G, z, x, mask):
+    """(B,): ||m (G(z) - x)||^2 / |m| per image, m the mask expanded like x."""
+    ### BEGIN SOLUTION
+    m = mask.expand_as(x)
+    return (m * (G(z) - x)).pow(2).flatten(1).sum(1) / m.flatten(1).sum(1)
+    ### END SOLUTION
+
+
+checks.check_inversion_loss(inversion_loss)
+
+# %% [markdown]
+# `gan.invert(G, x, z0, steps, lr, mask)` minimises the batch mean of this objective by Adam
+# and logs it, with $\|z\| / \sqrt d$, at every step.
 
 # %%
 N_ENC = utils.pick(smoke=512, cpu=10_000, gpu=50_000)
