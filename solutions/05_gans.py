@@ -398,7 +398,7 @@ plot.image_grid(dcgan.sample(64, generator=torch.Generator().manual_seed(0)), ti
 plt.show()
 
 # %% [markdown]
-# You should see the DCGAN at 0.90× the real-vs-real floor with recall 0.97 and a near-copy
+# You should see the DCGAN at 0.87× the real-vs-real floor with recall 0.98 and a near-copy
 # fraction of 0.009: on this run the best GAN of the lecture, with no penalty at all. The
 # architecture is doing the work: batch norm in the generator keeps its features scaled,
 # and the strided convolutions share weights across positions, so the discriminator cannot
@@ -527,15 +527,15 @@ for ax, (name, m) in zip(axes, mlp_models.items()):
 plt.show()
 
 # %% [markdown]
-# You should see the R1-penalised GAN well ahead: 1.84× the floor (recall 0.86). WGAN-GP is
-# still on its way at this budget, 5.10× (recall 0.27): it updates the generator only once
-# per five critic steps, so it has had a fifth of the generator updates. The unregularised
-# MLP GAN collapsed: 21.5× with recall 0, its samples a handful of shapes. The clipped WGAN
-# is worst, 31× with recall 0: clipping every weight to 0.01 leaves a critic too weak to
-# tell digits apart. Spectral normalisation rescues the unregularised GAN only in part:
-# 6.48× (recall 0.05) against 21.5× without it, still behind R1 at the same cost per
-# step. It bounds the critic's Lipschitz constant everywhere, which also limits how sharp a
-# critic can be; the penalties constrain the gradient only where they sample it.
+# You should see the R1-penalised GAN well ahead: 2.91× the floor (recall 0.80), after 1500
+# steps each. Spectral normalisation comes second, 6.45× (recall 0.15): the same
+# non-saturating GAN is at 28.5× with recall 0 without it (collapsed, its samples a handful
+# of shapes), so bounding the critic's Lipschitz constant removes much of the collapse, but
+# it bounds it everywhere, which also limits how sharp the critic can be, where R1 only
+# penalises the gradient at the data. WGAN-GP is still on its way at this budget, 11.8×
+# (recall 0.01): it updates the generator only once per five critic steps, so it has had a
+# fifth of the generator updates (300). The clipped WGAN is worst, 30× with recall 0: clipping
+# every weight to 0.01 leaves a critic too weak to tell digits apart.
 # The critic's estimate of $W_1$ against the FCD during WGAN-GP training:
 
 # %%
@@ -558,7 +558,7 @@ print(f"correlation of the W estimate with the FCD ratio over training: {w_fcd_c
 # You should see the points (numbered in training order) move down and to the left: as the
 # critic's Wasserstein estimate falls, so does the FCD. Unlike the JS-based discriminator
 # loss, which sits near $2 \log 2$ whatever the sample quality, $\hat W$ is a usable
-# training curve (a correlation of 0.95 on this run).
+# training curve (a correlation of 0.83 on this run).
 #
 # ## 6. StyleGAN ideas at small scale
 #
@@ -617,9 +617,9 @@ plt.show()
 
 # %% [markdown]
 # You should see the truncation trade in the table. From $\psi = 1$ to 0.7, precision rises
-# from 0.76 to 0.79 while recall falls from 0.85 to 0.71; at $\psi = 0.5$ recall is down to
-# 0.49 and the FCD ratio, which punishes lost diversity, climbs from 2.50 (at $\psi = 1$)
-# to 8.05: the samples crowd around the average digit. The widget below redraws the same
+# from 0.77 to 0.81 while recall falls from 0.76 to 0.66; at $\psi = 0.5$ recall is down to
+# 0.35 and the FCD ratio, which punishes lost diversity, climbs from 2.41 (at $\psi = 1$)
+# to 7.14: the samples crowd around the average digit. The widget below redraws the same
 # latents at the $\psi$ you choose ($\psi = 0$ gives the one average digit $G(\bar w)$ for
 # every latent).
 
@@ -665,7 +665,7 @@ print(f"per-pixel std over noise draws {by_noise:.3f} | over latents {by_latent:
 # %% [markdown]
 # You should see each row keep its digit's identity (the coarse style) while the columns pass on
 # stroke width and contrast (the fine styles). The noise inputs account for a per-pixel
-# spread only 0.14 times that of the latents: at 8×8 there is little stochastic detail
+# spread only 0.16 times that of the latents: at 8×8 there is little stochastic detail
 # (hair, pores) for them to explain.
 
 # %% [markdown]
@@ -761,23 +761,26 @@ plt.show()
 
 # %% [markdown]
 # You should see the encoder start win at equal cost: after the same 200 Adam steps the
-# reconstruction MSE is 0.049 from the encoder's guess against 0.062 from a random $z_0$
-# (the encoder alone, with no optimisation, gives 0.088), and the reconstructions keep the
-# digit's class 0.95 of the time against 0.60. None of them comes close to the nearest
-# *training* digit (MSE 0.018): a DCGAN trained for a few minutes cannot draw every test
-# digit, and no $z$ fixes that. Inversions of large GANs use StyleGAN's $\mathcal W$ space, or
-# one $w$ per layer ($\mathcal W^+$), for the same reason: more freedom, better fits.
+# reconstruction MSE is 0.0017 from the encoder's guess against 0.0043 from a random $z_0$
+# (the encoder alone, with no optimisation, gives 0.021), and the reconstructions keep the
+# digit's class 0.99 of the time against 0.98 (the classifier reads 0.99 of the intact
+# digits). Both optimised fits are far closer than the nearest *training* digit (MSE 0.018):
+# with 32 latent dimensions for 64 pixels the DCGAN's range is wide, so a small error says
+# that $G$ *can* draw the image, not that the image is a typical sample of $G$. Large GANs
+# are inverted in StyleGAN's $\mathcal W$ space, or with one $w$ per layer
+# ($\mathcal W^+$), for the reverse reason: $\mathcal Z$ alone fits their images poorly.
 #
-# **The drift.** Under the prior, $\|z\| / \sqrt d$ is $1 \pm 0.13$ in $d = 32$ dimensions
-# (the grey band). The encoder's guesses start well inside the shell, at 0.60 (a regression
-# onto $z$ shrinks towards the mean), and nothing in the objective keeps $z$ on it: the
-# optimisation pushes the random start from 0.98 out to 1.35, past the band, into a
-# region where $G$ was never trained, and takes the encoder start from 0.62 to 1.34. The pixels
-# it fits get better while $z$ stops looking like a sample of the prior, so edits made there
-# (moving along a direction learned from prior samples) behave less predictably. `gan.invert`
-# logs the ratio at every step; `prior_weight` adds the Gaussian's $\|z\|^2 / d$ as a
+# **The drift.** Under the prior, $\|z\| / \sqrt d$ lies in $1 \pm 0.25$ for 95% of draws in
+# $d = 32$ dimensions (the grey band). Nothing in the objective keeps $z$ there: the
+# optimisation pushes the random start from 0.99 out to 1.31, past the band, into a region
+# where $G$ was rarely trained. The encoder's guesses start well inside the shell, at 0.64
+# (a regression onto $z$ shrinks towards the mean), and end at 1.06, inside the band, with
+# the better fit: a good start needs less travel. Off the shell the pixels that are fitted
+# get better while $z$ stops looking like a sample of the prior, so edits made there (moving
+# along a direction learned from prior samples) behave less predictably. `gan.invert` logs
+# the ratio at every step; `prior_weight` adds the Gaussian's $\|z\|^2 / d$ as a
 # regulariser, but its optimum is $z = 0$, not the shell, so a projection onto the shell, or
-# a bound on the step count, is what practitioners use.
+# a bound on the step count, is the common fix.
 
 # %% [markdown]
 # **Inpainting through the latent space.** Hide the centre 4×4 of each test digit, invert
@@ -818,10 +821,10 @@ plot.image_grid(
 plt.show()
 
 # %% [markdown]
-# You should see the hole filled by GAN inversion with an MSE of 0.104 inside it, against
-# 0.144 for the mean digit, and the completed digits read as their class 0.80 of the time
+# You should see the hole filled by GAN inversion with an MSE of 0.094 inside it, against
+# 0.144 for the mean digit, and the completed digits read as their class 0.79 of the time
 # against 0.61 (0.99 with no hole): the generator fills the hole with strokes that are
-# consistent with the visible ones. Its $z$ ends at $\|z\| / \sqrt d =$ 1.02: only 48 of
+# consistent with the visible ones. Its $z$ ends at $\|z\| / \sqrt d =$ 0.99: only 48 of
 # the 64 pixels constrain it, so there is less to pull it off the shell.
 
 # %% [markdown]
@@ -896,11 +899,11 @@ plot.image_grid(
 plt.show()
 
 # %% [markdown]
-# You should see the thick-to-thin translations keep the class of 97% of the test digits
-# (the classifier reads 99% of the real ones), and the thin-to-thick ones 83%, the same as
+# You should see the thick-to-thin translations keep the class of 96% of the test digits
+# (the classifier reads 99% of the real ones), and the thin-to-thick ones 79%, the same as
 # the classifier's accuracy on the *true* thickening of those digits (83%): the classifier was
 # trained on ordinary strokes, so that number is as high as it can read, not a loss of class.
-# The cycle L1 on the test digits is 0.12 (both cycles together, on images in [0, 1]).
+# The cycle L1 on the test digits is 0.13 (both cycles together, on images in [0, 1]).
 
 # %% [markdown]
 # ## 9. 3-D GANs at small scale
@@ -919,6 +922,9 @@ plt.show()
 # shapes. The gradient reaches the 3-D generator through the renderer. Only a grid that looks
 # right from every angle fools the critic on every view, so the 3-D structure is learned from
 # 2-D data alone (up to what silhouettes cannot show: a concavity that no view sees).
+#
+# Both games are section 5's non-saturating GAN with an R1 penalty: without the penalty, in
+# our runs, every sample of both generators was the same flat ring, whatever its $z$.
 #
 # We judge a set of grids by **intersection over union** (IoU, at 0.5 occupancy): *realism*,
 # each generated grid's best IoU with a training shape; *coverage*, each held-out real
@@ -947,6 +953,7 @@ def voxel_gan(G, D, x, noise):
         g_opt=torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999)),
         d_opt=torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999)),
         noise=noise,
+        gradient_penalty=gan.r1_penalty(1.0),  # without it both runs collapse to one shape
     )
     train.fit(adv, x, steps=VOX_STEPS, batch_size=64, progress=False, device=DEV)
     G.eval()
@@ -999,14 +1006,14 @@ plt.show()
 
 # %% [markdown]
 # You should see both 3-D GANs make solid, mostly binary shapes of about the right size (an
-# occupied volume of 0.054 for the 3D-GAN and 0.051 for Platonic GAN, against 0.084 for the
+# occupied volume of 0.054 for the 3D-GAN and 0.051 for Platonic GAN, against 0.075 for the
 # data). Realism: the 3D-GAN's grids reach a best IoU of 0.62 with some training shape and
-# Platonic GAN's 0.65, where a fresh draw of real shapes reaches 0.87. Coverage: a held-out
-# real shape finds a match of IoU 0.60 among the 3D-GAN's grids and 0.60 among Platonic
-# GAN's (0.87 among real ones); the single mean blob looks realistic (0.90) but covers
-# only 0.36 of the held-out shapes, which is why both numbers are needed. Platonic GAN never saw
+# Platonic GAN's 0.65, where a fresh draw of real shapes reaches 0.85. Coverage: a held-out
+# real shape finds a match of IoU 0.26 among the 3D-GAN's grids and 0.29 among Platonic
+# GAN's (0.74 among real ones); the single mean blob looks realistic (0.90) but covers
+# only 0.38 of the held-out shapes, which is why both numbers are needed. Platonic GAN never saw
 # a voxel, only silhouettes, yet its grids turn like solids in the views above. Both runs took
-# 28 s together.
+# 15 s together.
 #
 # **Beyond voxels.** The grid costs $S^3$ memory and caps the resolution; the 3-D-aware GANs
 # that followed differ in *what* 3-D representation they generate and *how* they render it:
