@@ -182,7 +182,7 @@ plt.show()
 # discriminator quickly wins, and only the non-saturating generator escapes. The generator
 # steps with plain SGD here. Adam divides each gradient by its running RMS, which undoes a
 # uniformly small gradient: the third run below gives the saturating generator Adam, and the
-# stall disappears (error 0.05; on real problems it shows as slower, noisier progress).
+# stall disappears (error 0.01; on real problems it shows as slower, noisier progress).
 
 # %%
 STALL_STEPS = utils.pick(smoke=100, cpu=1500, gpu=3000)
@@ -224,7 +224,7 @@ for name, loss, opt in [
 
 # %% [markdown]
 # You should see the saturating generator stay far from the data's mean of 4 (its error
-# stays at 3.8) while the non-saturating one reaches it (error 0.025): same game, same
+# stays at 3.8) while the non-saturating one reaches it (error 0.047): same game, same
 # fixed point, different gradients.
 #
 # ## 3. Mode collapse
@@ -527,15 +527,15 @@ for ax, (name, m) in zip(axes, mlp_models.items()):
 plt.show()
 
 # %% [markdown]
-# You should see the R1-penalised GAN well ahead: 2.91× the floor (recall 0.80), after 1200
-# steps each. Spectral normalisation comes second, 6.45× (recall 0.15): the same
-# non-saturating GAN is at 28.5× with recall 0 without it (collapsed, its samples a handful
-# of shapes), so bounding the critic's Lipschitz constant removes much of the collapse, but
-# it bounds it everywhere, which also limits how sharp the critic can be, where R1 only
-# penalises the gradient at the data. WGAN-GP is still on its way at this budget, 11.8×
-# (recall 0.01): it updates the generator only once per five critic steps, so it has had a
-# fifth of the generator updates (240). The clipped WGAN is worst, 30× with recall 0: clipping
-# every weight to 0.01 leaves a critic too weak to tell digits apart.
+# You should see the R1-penalised GAN well ahead: 2.82× the floor (recall 0.78), after 1200
+# steps each. Spectral normalisation comes second, 13.0× (recall 0.01): the same
+# non-saturating GAN is at 43.9× with recall 0 without it (collapsed, its samples a handful
+# of shapes), so bounding the critic's Lipschitz constant removes part of the damage, but it
+# bounds it everywhere, which also limits how sharp the critic can be, where R1 only
+# penalises the gradient at the data. WGAN-GP is still on its way at this budget, 18.8×
+# (recall 0): it updates the generator only once per five critic steps, so it has had a
+# fifth of the generator updates (240). The clipped WGAN is no better, 31× with recall 0:
+# clipping every weight to 0.01 leaves a critic too weak to tell digits apart.
 # The critic's estimate of $W_1$ against the FCD during WGAN-GP training:
 
 # %%
@@ -1006,14 +1006,15 @@ for ax, k in zip(axes, ["real (a fresh draw)", "3D-GAN", "Platonic GAN"]):
 plt.show()
 
 # %% [markdown]
-# You should see the 3D-GAN's samples vary in kind, size and place like the data: realism
+# You should see the 3D-GAN's samples differ from one another, blurrier than the data (soft
+# occupancies render grey) but no longer one shape: realism
 # IoU 0.71 (a fresh draw of real shapes: 0.85), coverage 0.65 (real: 0.74) and an occupied
 # volume of 0.073 against the data's 0.075. The single mean blob looks realistic (0.90) but
 # covers only 0.38 of the held-out shapes, which is why both numbers are needed. Platonic GAN
-# is weaker at this budget, realism 0.54 and coverage 0.42, with grids that are too thin
+# is weaker at this budget, realism 0.54 and coverage 0.41, with grids that are too thin
 # (volume 0.043): silhouettes from random turns about one axis constrain a grid less than
 # the grid itself does. But it never saw a voxel, and its grids still turn like solids in
-# the views above. Both runs took 25 s together.
+# the views above. Both runs took 19 s together.
 #
 # **Beyond voxels.** The grid costs $S^3$ memory and caps the resolution; the 3-D-aware GANs
 # that followed differ in *what* 3-D representation they generate and *how* they render it:
