@@ -1007,9 +1007,9 @@ plt.show()
 
 # %% [markdown]
 # You should see the 3D-GAN's samples differ from one another, blurrier than the data (soft
-# occupancies render grey) but no longer one shape: realism
-# IoU 0.71 (a fresh draw of real shapes: 0.85), coverage 0.65 (real: 0.74) and an occupied
-# volume of 0.073 against the data's 0.075. The single mean blob looks realistic (0.90) but
+# occupancies render grey) but no longer one shape: realism IoU 0.71 (a fresh draw of real
+# shapes: 0.85), coverage 0.65 (real: 0.74) and an occupied volume of 0.073 against the
+# data's 0.075. The single mean blob looks realistic (0.90) but
 # covers only 0.38 of the held-out shapes, which is why both numbers are needed. Platonic GAN
 # is weaker at this budget, realism 0.54 and coverage 0.41, with grids that are too thin
 # (volume 0.043): silhouettes from random turns about one axis constrain a grid less than
