@@ -256,3 +256,74 @@ WRONG_CYCLE = [
 @pytest.mark.parametrize("wrong, words", WRONG_CYCLE)
 def test_cycle_loss_names_the_mistake(wrong, words):
     _fails_with(checks.check_cycle_loss(wrong), words)
+
+
+# ----------------------------------------------------------------------------- inversion objective
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_inversion_loss_passes_the_reference(seed):
+    assert checks.check_inversion_loss(checks.reference_inversion_loss, seed=seed)
+
+
+def test_inversion_loss_with_a_broadcast_mask_sum_passes():
+    def inv(G, z, x, mask):
+        m = mask * torch.ones_like(x)
+        return ((G(z) - x) ** 2 * m).sum((1, 2, 3)) / m.sum((1, 2, 3))
+
+    assert checks.check_inversion_loss(inv)
+
+
+def _inv_detached(G, z, x, mask):  # G(z) detached: no gradient reaches z
+    return checks.reference_inversion_loss(lambda v: G(v).detach(), z, x, mask)
+
+
+def _inv_fixed_channels(G, z, x, mask):  # the notebook's one channel written as a number
+    m = mask.expand_as(x)
+    return (m * (G(z) - x)).pow(2).flatten(1).sum(1) / (mask.flatten(1).sum(1) * 1)
+
+
+def _inv_in_place(G, z, x, mask):
+    out = checks.reference_inversion_loss(G, z, x, mask)
+    x.mul_(0)
+    return out
+
+
+def _sq(G, z, x, mask):
+    return (mask.expand_as(x) * (G(z) - x)).pow(2).flatten(1).sum(1)
+
+
+def _count(x, mask):
+    return mask.expand_as(x).flatten(1).sum(1)
+
+
+WRONG_INVERSION = [
+    (lambda G, z, x, m: (G(z) - x).pow(2).flatten(1).mean(1), "ignored the mask"),
+    (lambda G, z, x, m: _sq(G, z, x, m) / x[0].numel(), "divided by every pixel"),
+    (lambda G, z, x, m: _sq(G, z, x, m) / _count(x, m).sum(), "whole batch's visible count"),
+    (_inv_fixed_channels, "not once per channel"),
+    (
+        lambda G, z, x, m: (m.expand_as(x) * (G(z) - x)).abs().flatten(1).sum(1) / _count(x, m),
+        "absolute error",
+    ),
+    (_sq, "divide the sum by |m|"),
+    (
+        lambda G, z, x, m: (m * G(z) - x).pow(2).flatten(1).sum(1) / _count(x, m),
+        "mask the difference",
+    ),
+    (lambda G, z, x, m: checks.reference_inversion_loss(G, z, x, m).mean(), "one number"),
+    (_inv_detached, "carries no gradient"),
+    (_inv_in_place, "modified its input"),
+    (stub, "not implemented yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, words", WRONG_INVERSION)
+def test_inversion_loss_names_the_mistake(wrong, words):
+    _fails_with(checks.check_inversion_loss(wrong), words)
+
+
+def test_the_channel_mistake_passes_one_channel_and_fails_two():
+    # the notebook's case has C = 1, where counting the mask once is right: the second case
+    # (C = 2) is what catches it, and the message names that case
+    _fails_with(checks.check_inversion_loss(_inv_fixed_channels), "C=2", "once per channel")

@@ -58,3 +58,17 @@ def test_gradients_reach_the_3d_generator_through_the_renderer():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
     assert vx.VoxelCritic(width=2)(torch.rand(3, 1, 16, 16, 16)).shape == (3, 1)
     assert vx.random_views(torch.rand(2, 1, 16, 16, 16), views=3).shape == (6, 1, 16, 16)
+
+
+def test_the_networks_take_the_grid_size():
+    torch.manual_seed(0)
+    G = vx.VoxelGenerator(latent=4, width=2, size=8)
+    x = G(torch.randn(3, 4))
+    assert x.shape == (3, 1, 8, 8, 8) and (0 <= x).all() and (x <= 1).all()
+    assert vx.VoxelCritic(width=2, size=8)(x).shape == (3, 1)
+    assert vx.PlatonicGenerator(G)(torch.randn(3, 5)).shape == (3, 1, 8, 8)
+    assert vx.shapes_3d(5, size=8)[0].shape == (5, 1, 8, 8, 8)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        vx.VoxelGenerator(size=10)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        vx.VoxelCritic(size=6)

@@ -14,6 +14,9 @@ probability "real" is sigmoid(D(x)), and log sigmoid(l) = -softplus(-l).
 - ``check_cycle_loss(fn)``: ``fn(G_ab, G_ba, a, b)``, CycleGAN's cycle-consistency loss
   ||G_ba(G_ab(a)) - a||_1 + ||G_ab(G_ba(b)) - b||_1, each term a mean over its elements,
   differentiable in both translators; the two domains' batches differ in size.
+- ``check_inversion_loss(fn)``: ``fn(G, z, x, mask)``, GAN inversion's objective per image,
+  ||m (G(z) - x)||^2 / |m| with the mask (B, 1, H, W) shared by the channels (|m| counts the
+  visible values of the expanded mask), shape (B,), differentiable in z.
 
 Every check runs on cases that differ in every size (batch B, data width X, latent Z; channels
 C, height H, width W); ``seed=0`` starts with the notebook's inputs.
@@ -267,4 +270,75 @@ def check_cycle_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.Resul
             ex.tensor(out, shape=(), what="your loss")
             ex.close(out, expected, what="your loss", hints=hints)
             ex.grad(out, reference_cycle_loss, what="your loss")
+    return ex.result
+
+
+def reference_inversion_loss(G: nn.Module, z: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    m = mask.expand_as(x).to(x)
+    return (m * (G(z) - x)).pow(2).flatten(1).sum(1) / m.flatten(1).sum(1)
+
+
+class _ImageGenerator(nn.Module):
+    """A smooth nonlinear generator z (B, Z) -> images (B, C, H, W): sigmoid(linear(z))."""
+
+    def __init__(self, latent: int, shape: tuple[int, int, int], g: torch.Generator):
+        super().__init__()
+        self.shape = shape
+        self.fc = nn.Linear(latent, shape[0] * shape[1] * shape[2])
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.fc(z)).view(-1, *self.shape)
+
+
+def check_inversion_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.Result:
+    """``fn(G, z, x, mask) -> (B,)``: each image's masked squared error, GAN inversion's objective."""
+    cases = check.sizes(
+        seed,
+        B=(4, 3, range(2, 9)),
+        Z=(3, 5, range(2, 8)),
+        C=(1, 2, range(1, 4)),
+        H=(4, 5, range(3, 7)),
+    )
+    with check.exercise("inversion loss", success="masked squared error per image") as ex:
+        for case in ex.cases(cases):
+            g = case.generator(0)
+            G = _ImageGenerator(case.Z, (case.C, case.H, case.H), g)
+            z = torch.randn(case.B, case.Z, generator=g)
+            x = torch.rand(case.B, case.C, case.H, case.H, generator=g)
+            # one mask per image, shared by the channels; every image keeps some pixels
+            mask = (torch.rand(case.B, 1, case.H, case.H, generator=g) < 0.6).float()
+            mask[:, :, 0, 0] = 1.0
+            with torch.no_grad():
+                m = mask.expand_as(x)
+                d = G(z) - x
+                sq = (m * d).pow(2).flatten(1).sum(1)  # (B,)
+                count = m.flatten(1).sum(1)  # (B,) visible values, channels included
+                expected = sq / count
+                hints = {
+                    "ignored the mask: only the visible pixels (mask = 1) count":
+                        d.pow(2).flatten(1).mean(1),
+                    "divided by every pixel of the image: divide by the number of visible "
+                    "ones, |m|": sq / x[0].numel(),
+                    "divided by the whole batch's visible count: normalise each image by its "
+                    "own |m|": sq / count.sum(),
+                    "counted the mask's pixels once, not once per channel: expand the mask "
+                    "like x before summing it": sq / mask.flatten(1).sum(1),
+                    "used the absolute error: the objective is the squared error":
+                        (m * d).abs().flatten(1).sum(1) / count,
+                    "left out the square's normalisation: divide the sum by |m|": sq,
+                    "compared the masked generator output with the unmasked image: mask the "
+                    "difference, m (G(z) - x)": (m * G(z) - x).pow(2).flatten(1).sum(1) / count,
+                }  # fmt: skip
+            out = ex.call(fn, G, z, x, mask, grad=(1,))
+            ex.require(
+                not (isinstance(out, Tensor) and out.dim() == 0),
+                "your loss is one number for the batch: return one value per image, "
+                f"shape ({case.B},) (each image's error; gan.invert averages them)",
+            )
+            ex.tensor(out, shape=(case.B,), what="your loss")
+            ex.close(out, expected, what="your loss", hints=hints)
+            ex.grad(out, reference_inversion_loss, what="your loss")
     return ex.result

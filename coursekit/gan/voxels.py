@@ -1,4 +1,4 @@
-"""3-D GANs at 16^3: procedural voxel shapes, a voxel GAN, and Platonic GAN's 2-D supervision.
+"""3-D GANs at 16^3 (or 8^3): procedural voxel shapes, a voxel GAN, and Platonic GAN's 2-D supervision.
 
 - ``shapes_3d``: spheres, boxes and tori with random size, position and (tori) thickness, as
   occupancy grids (N, 1, S, S, S) in {0, 1}; axis order (depth, height, width).
@@ -86,32 +86,36 @@ def random_views(vox: Tensor, views: int = 1, generator: torch.Generator | None 
 
 
 class VoxelGenerator(nn.Module):
-    """z (B, latent) -> occupancy (B, 1, 16, 16, 16) in [0, 1]: 4^3 -> 8^3 -> 16^3."""
+    """z (B, latent) -> occupancy (B, 1, S, S, S) in [0, 1]: (S/4)^3 -> (S/2)^3 -> S^3 (S = size)."""
 
-    def __init__(self, latent: int = 32, width: int = 16):
+    def __init__(self, latent: int = 32, width: int = 16, size: int = 16):
         super().__init__()
-        self.width = width
-        self.fc = nn.Sequential(
-            nn.Linear(latent, 2 * width * 64), nn.BatchNorm1d(2 * width * 64), nn.ReLU()
-        )
+        if size % 4:
+            raise ValueError(f"size must be a multiple of 4 (two doublings), got {size}.")
+        self.width, self.s = width, size // 4
+        cells = 2 * width * self.s**3
+        self.fc = nn.Sequential(nn.Linear(latent, cells), nn.BatchNorm1d(cells), nn.ReLU())
         self.net = nn.Sequential(
             nn.ConvTranspose3d(2 * width, width, 4, 2, 1), nn.BatchNorm3d(width), nn.ReLU(),
             nn.ConvTranspose3d(width, 1, 4, 2, 1), nn.Sigmoid(),
         )  # fmt: skip
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(self.fc(z).view(-1, 2 * self.width, 4, 4, 4))  # (B, 1, 16, 16, 16)
+        s = self.s
+        return self.net(self.fc(z).view(-1, 2 * self.width, s, s, s))  # (B, 1, 4s, 4s, 4s)
 
 
 class VoxelCritic(nn.Module):
-    """(B, 1, 16, 16, 16) -> (B, 1) logits: two stride-2 3-D convolutions, LeakyReLU."""
+    """(B, 1, S, S, S) -> (B, 1) logits: two stride-2 3-D convolutions, LeakyReLU (S = size)."""
 
-    def __init__(self, width: int = 16):
+    def __init__(self, width: int = 16, size: int = 16):
         super().__init__()
+        if size % 4:
+            raise ValueError(f"size must be a multiple of 4 (two halvings), got {size}.")
         self.net = nn.Sequential(
             nn.Conv3d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv3d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(2 * width * 64, 1),
+            nn.Flatten(), nn.Linear(2 * width * (size // 4) ** 3, 1),
         )  # fmt: skip
 
     def forward(self, x: Tensor) -> Tensor:
@@ -126,7 +130,7 @@ class PlatonicGenerator(nn.Module):
         self.voxels = voxels
 
     def forward(self, z_angle: Tensor) -> Tensor:
-        return render(self.voxels(z_angle[:, :-1]), z_angle[:, -1])  # (B, 1, 16, 16)
+        return render(self.voxels(z_angle[:, :-1]), z_angle[:, -1])  # (B, 1, S, S)
 
 
 def platonic_noise(latent: int) -> Callable[[int, torch.Generator | None], Tensor]:
