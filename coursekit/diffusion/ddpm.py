@@ -218,7 +218,6 @@ class Diffusion(models.GenerativeModel):
             raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'ode', got {sampler!r}.")
         return self.to_data_space(x0)
 
-
     def ode_log_prob(
         self,
         x: Tensor,
@@ -252,6 +251,7 @@ class Diffusion(models.GenerativeModel):
             lambda x_t, t: self.eps(x_t, t, y), self.schedule, self.to_model_space(x),
             num_steps=steps,
         )  # fmt: skip
+
 
 @models.register_conformance("diffusion-unet")
 def _tiny_image_diffusion() -> models.ConformanceCase:
