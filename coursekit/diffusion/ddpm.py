@@ -22,6 +22,8 @@ dropped labels become the null label ``num_classes``, which is also what ``y=Non
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -70,7 +72,8 @@ class Diffusion(models.GenerativeModel):
 
     likelihood_hint = (
         "A diffusion model has no exact likelihood: bound it with the ELBO (Ho et al., eq. 5) "
-        "or integrate the probability-flow ODE with a trace estimator (Song et al., 2021)"
+        "or integrate the probability-flow ODE with a trace estimator (Song et al., 2021): "
+        "model.ode_log_prob(x), an ODE estimate"
     )
 
     def __init__(
@@ -214,6 +217,40 @@ class Diffusion(models.GenerativeModel):
         else:
             raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'ode', got {sampler!r}.")
         return self.to_data_space(x0)
+
+    def ode_log_prob(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        *,
+        steps: int = 100,
+        trace: str = "hutchinson",
+        num_probes: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """log p(x) (B,) in nats of the probability-flow ODE's samples (``sampler="ode"``).
+
+        An ODE estimate (``sampling.probability_flow_log_prob``), not an exact likelihood and
+        not a bound; the affine map into model space adds D log(2 / (hi − lo)) for images.
+        """
+        models.check_data(self, x)
+        log_p = sampling.probability_flow_log_prob(
+            lambda x_t, t: self.eps(x_t, t, y), self.schedule, self.to_model_space(x),
+            num_steps=steps, trace=trace, num_probes=num_probes, generator=generator,
+        )  # fmt: skip
+        if self.data_range is not None:
+            lo, hi = self.data_range
+            log_p = log_p + math.prod(self.data_shape) * math.log(2 / (hi - lo))
+        return log_p
+
+    def encode(self, x: Tensor, y: Tensor | None = None, *, steps: int = 25) -> Tensor:
+        """The noise x_T from which ``sample(..., sampler="ode", steps=steps, x_T=...)`` gives x:
+        the probability-flow ODE run from the data to the noise (DDIM inversion)."""
+        models.check_data(self, x)
+        return sampling.probability_flow_encode(
+            lambda x_t, t: self.eps(x_t, t, y), self.schedule, self.to_model_space(x),
+            num_steps=steps,
+        )  # fmt: skip
 
 
 @models.register_conformance("diffusion-unet")
