@@ -222,6 +222,7 @@ def probability_flow_sample(
     return solvers.euler(slope, x_bar, [sigmas[-1], 0.0])  # at σ = 0, x̄ = x_0
 
 
+@torch.no_grad()
 def probability_flow_encode(
     eps_fn: EpsFn,
     schedule: NoiseSchedule,
