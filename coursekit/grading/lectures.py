@@ -107,6 +107,7 @@ def _checks() -> dict[str, dict[str, Callable[..., check.Result]]]:
             "discriminator_loss": gans.check_discriminator_loss,
             "generator_loss": gans.check_generator_loss,
             "gradient_penalty": gans.check_gradient_penalty,
+            "inversion_loss": gans.check_inversion_loss,  # lecture 05, topic 7 (inversion)
             "cycle_loss": gans.check_cycle_loss,  # lecture 05, topic 8 (CycleGAN)
         },
         "06": {
