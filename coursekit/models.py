@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from coursekit import utils
+
 
 def device_of(module: nn.Module) -> torch.device:
     """The device of a module's first parameter or buffer (cpu for a module without either)."""
@@ -72,6 +74,17 @@ class GenerativeModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------- input checks
+
+
+def drop_labels(y: Tensor, p: float, null: int, generator: torch.Generator | None = None) -> Tensor:
+    """Label dropout for classifier-free guidance (Ho & Salimans, 2022): each example's label
+    becomes ``null`` with probability ``p``, so one network learns p(x | y) and p(x).
+
+    ``y`` is (B,) class indices or (B, ...) per example (a caption's words: all of an
+    example's entries are dropped together); one uniform draw per example from ``generator``.
+    """
+    drop = utils.rand((len(y),), y, generator) < p  # (B,)
+    return torch.where(drop.view(-1, *([1] * (y.dim() - 1))), torch.full_like(y, null), y)
 
 
 def check_data(model: nn.Module, x: Tensor, data_shape: tuple[int, ...] | None = None) -> None:

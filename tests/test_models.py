@@ -96,3 +96,20 @@ def test_base_class_names_the_model_and_the_hint():
         NotImplementedError, match="Toy has no exact log-likelihood. Use the ELBO instead."
     ):
         Toy().log_prob(torch.zeros(2, 1))
+
+
+def test_drop_labels_drops_whole_examples_with_the_given_probability():
+    y = torch.arange(2000) % 7
+    torch.testing.assert_close(models.drop_labels(y, 0.0, 7), y)
+    assert (models.drop_labels(y, 1.0, 7) == 7).all()
+    g = torch.Generator().manual_seed(0)
+    dropped = models.drop_labels(y, 0.3, 7, g) == 7
+    assert 0.27 < dropped.float().mean() < 0.33
+    # the draw is one uniform per example from the generator, as in every model's loss
+    expected = torch.rand(2000, generator=torch.Generator().manual_seed(0)) < 0.3
+    assert torch.equal(dropped, expected)
+    # captions: (B, L) words, an example's words dropped together
+    words = torch.randint(1, 9, (500, 3))
+    out = models.drop_labels(words, 0.5, 0, torch.Generator().manual_seed(1))
+    rows_dropped = (out == 0).all(1)
+    assert ((out == words).all(1) | rows_dropped).all() and 0.4 < rows_dropped.float().mean() < 0.6

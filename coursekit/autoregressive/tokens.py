@@ -194,8 +194,7 @@ class TokenPrior(models.GenerativeModel):
         """Mean NLL in nats; in training each class is dropped with probability ``p_uncond``."""
         if y is not None and self.training and self.p_uncond > 0:
             y = torch.as_tensor(y, device=self.device)
-            drop = utils.rand((len(x),), self.device, generator) < self.p_uncond  # (B,)
-            y = torch.where(drop, torch.full_like(y, self.null_class), y)
+            y = models.drop_labels(y, self.p_uncond, self.null_class, generator)
         nll = -self.log_prob(x, y).mean()
         return {"loss": nll, "bits_per_token": units.bits_per_dim(nll.detach(), self.num_tokens)}
 

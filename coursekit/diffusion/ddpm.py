@@ -161,8 +161,7 @@ class Diffusion(models.GenerativeModel):
             noise = utils.randn(x0.shape, x0, generator)
         if y is not None and self.p_uncond > 0:
             # label dropout: the same network learns p(x | y) and p(x) (Ho & Salimans, 2022)
-            drop = utils.rand((B,), y, generator) < self.p_uncond
-            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+            y = models.drop_labels(y, self.p_uncond, self.num_classes, generator)
         s = self.path.sample(x0, t, noise)
         out = self.net_output(s.x_t, t, y)
         target = {"eps": s.eps, "x0": s.x_data, "v": s.v}

@@ -109,8 +109,7 @@ class FlowMatching(models.GenerativeModel):
             noise, x1 = ot_pair(noise, x1)
         if y is not None and self.p_uncond > 0:
             # label dropout: one network learns v(x | y) and v(x) (Ho & Salimans, 2022)
-            drop = utils.rand((x1.shape[0],), y, generator) < self.p_uncond
-            y = torch.where(drop, torch.full_like(y, self.num_classes), y)
+            y = models.drop_labels(y, self.p_uncond, self.num_classes, generator)
         loss = cfm_loss(
             self.net, self.path, x1, y=y, s=s, eps=noise, generator=generator,
             prediction=self.prediction,

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from coursekit import models, utils
+from coursekit import models
 from coursekit.autoregressive.tokens import draw_token
 from coursekit.autoregressive.transformer import CausalTransformer
 from coursekit.metrics import units
@@ -163,8 +163,7 @@ class CaptionPrior(models.GenerativeModel):
     def loss(self, x: Tensor, y: Tensor | None = None, *, generator=None) -> dict[str, Tensor]:
         if y is not None and self.training and self.p_uncond > 0:
             y = self._words(y, len(x))
-            drop = utils.rand((len(x),), self.device, generator) < self.p_uncond
-            y = torch.where(drop[:, None], torch.zeros_like(y), y)
+            y = models.drop_labels(y, self.p_uncond, 0, generator)  # word 0: no caption
         nll = -self.log_prob(x, y).mean()
         return {"loss": nll, "bits_per_token": units.bits_per_dim(nll.detach(), self.num_tokens)}
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from coursekit import models, utils
+from coursekit import models
 from coursekit.autoregressive.tokens import draw_token
 from coursekit.autoregressive.transformer import Block
 from coursekit.metrics import units
@@ -148,8 +148,7 @@ class ScalePrior(models.GenerativeModel):
     def loss(self, x: Tensor, y: Tensor | None = None, *, generator=None) -> dict[str, Tensor]:
         if y is not None and self.training and self.p_uncond > 0:
             y = torch.as_tensor(y, device=self.device)
-            drop = utils.rand((len(x),), self.device, generator) < self.p_uncond
-            y = torch.where(drop, torch.full_like(y, self.null_class), y)
+            y = models.drop_labels(y, self.p_uncond, self.null_class, generator)
         nll = -self.log_prob(x, y).mean()
         return {"loss": nll, "bits_per_token": units.bits_per_dim(nll.detach(), sum(self.sizes))}
 
