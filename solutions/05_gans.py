@@ -1212,7 +1212,9 @@ p2p_keys = {"L1 alone": "l1_alone", "pix2pix (L1 + GAN)": "pix2pix", "BicycleGAN
 for name, key in p2p_keys.items():
     for stat, v in p2p_scores[name].items():
         stat_key = stat.lower().replace(" / ", "_over_").replace(" ", "_")
-        report.record(f"translation_{key}_{stat_key}", v)
+        # pix2pix's class kept: the target of CycleGAN's, set before this run
+        cpu_target = ">= 0.9" if cpu and (key, stat) == ("pix2pix", "class kept") else None
+        report.record(f"translation_{key}_{stat_key}", v, target=cpu_target)
 report.record("translation_pix2pix_diversity", div["pix2pix (L1 + GAN)"])
 report.record("translation_bicycle_diversity", div["BicycleGAN"])
 report.record("translation_seconds", p2p_seconds)
