@@ -2,6 +2,8 @@
 mutual inverses and the hand-computed L1 otherwise; edge maps and thickening on known images;
 each player's step in pix2pix / CycleGAN moves only its own weights."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -80,3 +82,28 @@ def test_one_training_step_runs_and_reports_its_terms(kind):
     moved = [not torch.equal(p, q) for p, q in zip(gens + crits, before)]
     assert any(moved[: len(gens)]) and any(moved[len(gens) :])
     assert all(p.requires_grad for p in crits)  # the critics are unfrozen after the step
+
+
+def test_pix2pix_without_the_gan_term_is_an_l1_step_and_leaves_the_critic_alone():
+    torch.manual_seed(0)
+    a, b = torch.rand(5, 1, 8, 8), torch.rand(5, 1, 8, 8)
+    model = tr.Pix2Pix(width=8, adversarial=0.0)
+    twin = copy.deepcopy(model)  # the same weights and optimizer, stepped by hand on L1 alone
+    d_before = [p.detach().clone() for p in model.D.parameters()]
+    terms = model.train_step((a, b), 0)
+    assert set(terms) == {"g_l1"}
+    assert all(torch.equal(p, q) for p, q in zip(model.D.parameters(), d_before))
+    twin.g_opt.zero_grad()
+    (twin.l1 * (twin.G(a) - b).abs().mean()).backward()
+    twin.g_opt.step()
+    for p, q in zip(model.G.parameters(), twin.G.parameters()):
+        torch.testing.assert_close(p, q)
+    # with the GAN term the generator's step differs: the critic's gradient is added
+    torch.manual_seed(0)
+    with_gan = tr.Pix2Pix(width=8)
+    with_gan.load_state_dict(copy.deepcopy(twin.state_dict()))  # any common start will do
+    start = copy.deepcopy(with_gan)
+    with_gan.train_step((a, b), 0)
+    start.adversarial = 0.0
+    start.train_step((a, b), 0)
+    assert not all(torch.equal(p, q) for p, q in zip(with_gan.G.parameters(), start.G.parameters()))

@@ -110,7 +110,9 @@ def _step(opt: torch.optim.Optimizer, loss: Tensor) -> None:
 class Pix2Pix(nn.Module):
     """pix2pix on pairs ``(a, b)``: G(a) -> b, patch critic D on (a, b) stacked as channels.
 
-    ``noise_dim`` > 0 alone: pix2pix with a noise input G(a, z) (which it learns to ignore).
+    ``adversarial`` = 0: no critic at all, G trained on the L1 term alone (the baseline that
+    shows what the GAN term adds). ``noise_dim`` > 0 alone: pix2pix with a noise input
+    G(a, z) (which it learns to ignore).
     With ``latent_regression`` > 0 as well: BicycleGAN (Zhu et al. 2017b) at small scale, an
     encoder E(b) -> (mu, log var) and two paths per step:
 
@@ -128,6 +130,7 @@ class Pix2Pix(nn.Module):
         noise_dim: int = 0,
         latent_regression: float = 0.0,
         kl: float = 0.01,
+        adversarial: float = 1.0,
     ):
         super().__init__()
         self.G = Translator(c, c, width, noise_dim)
@@ -138,6 +141,7 @@ class Pix2Pix(nn.Module):
             latent_regression,
             kl,
         )
+        self.adversarial = adversarial
         self.E = None
         if noise_dim and latent_regression:
             self.E = nn.Sequential(
@@ -171,18 +175,21 @@ class Pix2Pix(nn.Module):
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         fake = self.G(a, z)
         fakes = [fake] if self.E is None else [fake, self.G(a, z_rand)]
-        # the critic's step: the fakes detached (no gradient into G)
-        real_logit = self.D(torch.cat([a, b], 1))
-        d_loss = sum(
-            losses.d_gan(real_logit, self.D(torch.cat([a, f.detach()], 1))) for f in fakes
-        ) / len(fakes)
-        _step(self.d_opt, d_loss)
-        # the generator's step: fool D on the pair, stay within L1 of the target
-        self.D.requires_grad_(False)
-        adv = sum(losses.g_nonsaturating(self.D(torch.cat([a, f], 1))) for f in fakes)
         l1 = (fake - b).abs().mean()
-        g_loss = adv + self.l1 * l1
-        terms.update(d_loss=d_loss.detach(), g_adv=adv.detach(), g_l1=l1.detach())
+        g_loss = self.l1 * l1
+        terms.update(g_l1=l1.detach())
+        if self.adversarial:
+            # the critic's step: the fakes detached (no gradient into G)
+            real_logit = self.D(torch.cat([a, b], 1))
+            d_loss = sum(
+                losses.d_gan(real_logit, self.D(torch.cat([a, f.detach()], 1))) for f in fakes
+            ) / len(fakes)
+            _step(self.d_opt, d_loss)
+            # the generator's step: fool D on the pair, stay within L1 of the target
+            self.D.requires_grad_(False)
+            adv = sum(losses.g_nonsaturating(self.D(torch.cat([a, f], 1))) for f in fakes)
+            g_loss = g_loss + self.adversarial * adv
+            terms.update(d_loss=d_loss.detach(), g_adv=adv.detach())
         if self.E is not None:
             kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
             z_rec = (self.encode(fakes[1])[0] - z_rand).abs().mean()  # cLR: recover z
