@@ -131,3 +131,22 @@ def test_run_course_with_a_bad_nb_says_so_in_one_line_and_runs_nothing(tmp_path,
     assert out.stderr.startswith("UnknownLectureError: ") and words in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
     assert not build.exists(), "nothing ran"
+
+
+def test_the_kernel_imports_coursekit_from_this_checkout(tmp_path, monkeypatch):
+    # a decoy coursekit first on the inherited PYTHONPATH (as a second worktree's, or an
+    # editable install elsewhere, would be): the lecture must still run against ROOT's code
+    decoy = tmp_path / "decoy" / "coursekit"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("WHERE = 'decoy'\n")
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+    monkeypatch.setenv("COURSEKIT_PROFILE", "smoke")
+    solutions, build = tmp_path / "solutions", tmp_path / "build"
+    solutions.mkdir()
+    notebook(
+        solutions / "01_where.ipynb",
+        "import coursekit, pathlib\npathlib.Path('where.txt').write_text(coursekit.__file__)",
+    )
+    assert run_course.main(["--solutions", str(solutions), "--build", str(build)]) == 0
+    where = Path((build / "where.txt").read_text())
+    assert where.resolve() == (ROOT / "coursekit" / "__init__.py").resolve(), where

@@ -67,6 +67,11 @@ def run_lecture(path: Path, build: Path, timeout: int) -> tuple[list[dict], floa
     records_file.unlink(missing_ok=True)
     os.environ["COURSEKIT_LECTURE"] = lecture
     os.environ["COURSEKIT_RESULTS"] = str(records_file)
+    # the kernel imports coursekit from this checkout, whose commit the records name, not from
+    # wherever an editable install (or an inherited PYTHONPATH) points: a second worktree of
+    # the course would otherwise run its notebook against another checkout's code
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *inherited])
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}}
