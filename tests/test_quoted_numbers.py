@@ -837,3 +837,28 @@ def test_a_one_lecture_run_replaces_that_lecture_only(tmp_path):
     assert records["01_a", "x"]["value"] == 1.0
     assert records["02_b", "y"]["value"] == 5.0 and records["02_b", "seconds"]["seconds"] == 30.0
     assert ("02_b", "gone") not in records
+
+
+def test_the_readme_table_of_lecture_10_is_the_recorded_one():
+    """Every ✓ / ? / ✗ of the README's measured table is the rating lecture 10's record holds
+    (1, 0.5, 0), and every n/a cell has no rating recorded."""
+    records = load_records(*dated_results())
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Lecture 10's table, measured", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[0] == "family" and len(lines) == 1 + 8, lines  # the header, 8 families
+    score = {"✓": 1.0, "?": 0.5, "✗": 0.0}
+    checked = 0
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        key = cells[0].replace(" + ", "_").replace(" ", "_")
+        for column, cell in zip(header[1:], cells[1:]):
+            mark = cell.split(" ")[0]
+            rating = records.get(("10_families", f"{key}_rating_{column}"))
+            if mark == "n/a":
+                assert rating is None, (cells[0], column)
+            else:
+                assert rating is not None and rating["value"] == score[mark], (cells[0], column)
+                checked += 1
+    assert checked >= 30
