@@ -175,3 +175,14 @@ def _tiny_flow() -> models.ConformanceCase:
     return models.ConformanceCase(
         model=model, x=x, data_range=None, exact_log_prob=True, checks_input=True
     )
+
+
+@models.register_conformance("flow-spline-2d")
+def _tiny_spline_flow() -> models.ConformanceCase:
+    from coursekit.flows import builders
+
+    model = builders.spline_flow(2, num_layers=2, hidden=8, bins=4)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    return models.ConformanceCase(
+        model=model, x=x, data_range=None, exact_log_prob=True, checks_input=True
+    )
