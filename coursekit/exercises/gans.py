@@ -301,15 +301,16 @@ def check_inversion_loss(fn: Callable[..., Tensor], *, seed: int = 0) -> check.R
         Z=(3, 5, range(2, 8)),
         C=(1, 2, range(1, 4)),
         H=(4, 5, range(3, 7)),
+        W=(3, 6, range(3, 8)),
     )
     with check.exercise("inversion loss", success="masked squared error per image") as ex:
         for case in ex.cases(cases):
             g = case.generator(0)
-            G = _ImageGenerator(case.Z, (case.C, case.H, case.H), g)
+            G = _ImageGenerator(case.Z, (case.C, case.H, case.W), g)
             z = torch.randn(case.B, case.Z, generator=g)
-            x = torch.rand(case.B, case.C, case.H, case.H, generator=g)
+            x = torch.rand(case.B, case.C, case.H, case.W, generator=g)
             # one mask per image, shared by the channels; every image keeps some pixels
-            mask = (torch.rand(case.B, 1, case.H, case.H, generator=g) < 0.6).float()
+            mask = (torch.rand(case.B, 1, case.H, case.W, generator=g) < 0.6).float()
             mask[:, :, 0, 0] = 1.0
             with torch.no_grad():
                 m = mask.expand_as(x)
