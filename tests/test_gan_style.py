@@ -125,3 +125,48 @@ def test_the_latent_encoder_learns_a_linear_inverse():
 
 def test_gan_package_exports_the_new_pieces():
     assert gan.StyleGenerator is stylegan.StyleGenerator and gan.invert is inversion.invert
+
+
+def test_attribute_direction_recovers_a_linear_attribute_and_its_r2():
+    from sklearn.linear_model import LinearRegression
+
+    torch.manual_seed(7)
+    for n, d in [(500, 4), (2000, 9)]:
+        z = torch.randn(n, d)
+        u = torch.randn(d)
+        u = u / u.norm()
+        values = 3.0 + 2.5 * z @ u + 0.5 * torch.randn(n)
+        found = gan.attribute_direction(z, values)
+        assert found.n.shape == (d,) and found.n.norm().item() == pytest.approx(1, abs=1e-6)
+        assert float(found.n @ u) > 0.99  # points the way the attribute grows
+        ols = LinearRegression().fit(z.numpy(), values.numpy())  # the oracle
+        coef = torch.as_tensor(ols.coef_, dtype=z.dtype)
+        torch.testing.assert_close(found.n, coef / coef.norm())
+        assert found.slope == pytest.approx(coef.norm().item(), rel=1e-5)
+        assert found.r2 == pytest.approx(ols.score(z.numpy(), values.numpy()), abs=1e-6)
+        assert found.r2 == pytest.approx(2.5**2 / (2.5**2 + 0.5**2), abs=0.03)
+        flipped = gan.attribute_direction(z, -values)  # the opposite attribute
+        torch.testing.assert_close(flipped.n, -found.n)
+    with pytest.raises(ValueError, match="more prior samples"):
+        gan.attribute_direction(torch.randn(5, 8), torch.randn(5))
+    with pytest.raises(ValueError, match=r"values \(N,\)"):
+        gan.attribute_direction(torch.randn(50, 3), torch.randn(50, 1))
+
+
+def test_attribute_direction_holding_other_attributes_fixed():
+    # values grow along u, the held attributes along v1, v2 (not orthogonal to u): the
+    # conditional direction is u minus its projection on span(v1, v2), with the slope u . n
+    torch.manual_seed(8)
+    for n, d in [(3000, 5), (4000, 11)]:
+        z = torch.randn(n, d)
+        u, v = torch.randn(d), torch.randn(d, 2)
+        values, keep = z @ u, z @ v + 0.01 * torch.randn(n, 2)
+        held = gan.attribute_direction(z, values, keep=keep)
+        q, _ = torch.linalg.qr(v)
+        expected = u - q @ (q.T @ u)
+        torch.testing.assert_close(held.n, expected / expected.norm(), atol=1e-3, rtol=0)
+        assert held.slope == pytest.approx(float(u @ held.n), rel=1e-3)
+        assert held.slope < gan.attribute_direction(z, values).slope  # the price of holding
+        assert (held.n @ v).abs().max().item() < 1e-3  # the held attributes do not move
+    with pytest.raises(ValueError, match="K < 5"):
+        gan.attribute_direction(torch.randn(50, 5), torch.randn(50), keep=torch.randn(50, 5))

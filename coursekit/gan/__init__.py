@@ -3,7 +3,13 @@
 Everything trains through ``train.Adversarial`` + ``train.fit``; see ``coursekit.train``.
 """
 
-from coursekit.gan.inversion import Inversion, LatentEncoder, invert
+from coursekit.gan.inversion import (
+    AttributeDirection,
+    Inversion,
+    LatentEncoder,
+    attribute_direction,
+    invert,
+)  # fmt: skip
 from coursekit.gan.losses import (
     d_gan,
     d_hinge,
@@ -54,6 +60,8 @@ __all__ = [
     "thicken",
     "Inversion",
     "LatentEncoder",
+    "AttributeDirection",
+    "attribute_direction",
     "MappingNetwork",
     "ModulatedConv2d",
     "NoiseInjection",

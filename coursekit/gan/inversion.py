@@ -15,12 +15,19 @@ from it, where G was never trained (the images then look right on the pixels tha
 and wrong elsewhere). ``invert`` logs ``norm_ratio`` = mean ||z|| / sqrt(d) (1 on the prior's
 shell) at every step; ``prior_weight`` > 0 adds prior_weight * ||z||^2 / d, the Gaussian's
 negative log-density, to keep it there.
+
+**Editing** (Radford et al. 2016; Shen et al. 2020, "InterFaceGAN"): an attribute that varies
+roughly linearly over the latent space has a direction n; ``attribute_direction`` finds it by
+least squares from prior samples and their attribute values, and z + alpha n moves an
+inverted image along it (alpha in units of the prior's standard deviation, since |n| = 1).
+With ``keep`` it is made orthogonal to other attributes' directions, to hold them fixed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -97,3 +104,49 @@ def invert(
     with torch.no_grad():
         out.z, out.x = z.detach(), G(z).detach()
     return out
+
+
+class AttributeDirection(NamedTuple):
+    """What ``attribute_direction`` returns."""
+
+    n: Tensor  # (latent,) unit direction
+    slope: float  # d attribute / d alpha along n: attribute units per prior standard deviation
+    r2: float  # R^2 of the attribute's linear fit on z (near 1: linear, edits predictable)
+
+
+def attribute_direction(
+    z: Tensor, values: Tensor, keep: Tensor | None = None
+) -> AttributeDirection:
+    """The unit direction n along which ``values`` grows linearly in z (InterFaceGAN).
+
+    ``z``: (N, latent) latents (prior samples); ``values``: (N,) an attribute of G(z), e.g. its
+    ink. Least squares on centred data, values ~ z @ beta; n = beta / |beta|. ``keep``: (N, K)
+    attributes to hold fixed (K < latent), e.g. a classifier's log-probabilities: n is then
+    beta with its component in the span of their directions removed (Shen et al. 2020's
+    conditional manipulation), so moving along n leaves their linear fits unchanged.
+    """
+    if z.dim() != 2 or values.shape != (z.shape[0],):
+        raise ValueError(
+            f"z must be (N, latent) and values (N,), got {tuple(z.shape)} and {tuple(values.shape)}."
+        )
+    if z.shape[0] <= z.shape[1]:
+        raise ValueError(
+            f"need more samples than latent dimensions to fit a direction: got {z.shape[0]} "
+            f"samples for {z.shape[1]} dimensions; draw more prior samples."
+        )
+    zc = (z - z.mean(0)).double()
+    vc = (values - values.mean()).double()
+    beta = torch.linalg.lstsq(zc, vc.unsqueeze(1)).solution.squeeze(1)
+    r2 = 1 - (vc - zc @ beta).pow(2).sum() / vc.pow(2).sum()
+    n = beta
+    if keep is not None:
+        if keep.dim() != 2 or keep.shape[0] != z.shape[0] or keep.shape[1] >= z.shape[1]:
+            raise ValueError(
+                f"keep must be (N, K) with N = {z.shape[0]} and K < {z.shape[1]} (the latent "
+                f"size), got {tuple(keep.shape)}."
+            )
+        kc = (keep - keep.mean(0)).double()
+        q, _ = torch.linalg.qr(torch.linalg.lstsq(zc, kc).solution)  # (latent, K) orthonormal
+        n = beta - q @ (q.T @ beta)
+    n = n / n.norm()
+    return AttributeDirection(n.to(z.dtype), float(beta @ n), float(r2))
