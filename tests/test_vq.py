@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from coursekit import vq
 
@@ -347,3 +348,57 @@ def test_vqgan_step_trains_both_players():
                         progress=False)  # fmt: skip
     assert {"recon", "feature", "g_adv", "d_loss"} <= set(history.logs)
     assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters()))
+
+
+class _ConstantCritic(torch.nn.Module):
+    """A critic whose every patch logit is one parameter c (the image is ignored)."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = torch.nn.Parameter(torch.tensor(c))
+
+    def forward(self, x):
+        return self.c.expand(len(x), 1, 4, 4) + 0 * x[:, :1, ::2, ::2]
+
+
+@pytest.mark.parametrize("c", [-1.5, 0.3, 2.0])
+def test_vqgan_hinge_and_non_saturating_losses(c):
+    from coursekit import train
+
+    logs = {}
+    for gan_loss in ("hinge", "non_saturating"):
+        torch.manual_seed(0)
+        model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3, ema=0.9), hidden=8)
+        step = vq.VQGANStep(model, discriminator=_ConstantCritic(c), adv_start=1,
+                            gan_loss=gan_loss)  # fmt: skip
+        h = train.fit(model, torch.rand(16, 1, 8, 8), steps=1, batch_size=16, step_fn=step,
+                      progress=False)  # fmt: skip
+        logs[gan_loss] = (h.logs["g_adv"][0], h.logs["d_loss"][0])
+    t = torch.tensor(c)
+    assert logs["hinge"][0] == pytest.approx(-c)
+    assert logs["hinge"][1] == pytest.approx(max(0, 1 - c) + max(0, 1 + c))
+    assert logs["non_saturating"][0] == pytest.approx(F.softplus(-t).item())
+    assert logs["non_saturating"][1] == pytest.approx((F.softplus(-t) + F.softplus(t)).item())
+
+
+def test_vqgan_adaptive_weight_balances_the_last_layer_gradients():
+    """VQGAN eq. 7: the weighted adversarial gradient at the decoder's last layer is as large as
+    the reconstruction terms' gradient there, times n / (n + 1e-4) for n its unweighted norm."""
+    torch.manual_seed(0)
+    model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3), hidden=8)
+    disc = vq.PatchDiscriminator(1, 8)
+    step = vq.VQGANStep(model, features=torch.nn.Conv2d(1, 4, 3, padding=1), discriminator=disc,
+                        gan_loss="hinge", adaptive=True)  # fmt: skip
+    x = torch.rand(8, 1, 8, 8)
+    x_hat = model.decode_latent(model.quantize(x).z_q)
+    rec = F.mse_loss(x_hat, x) + 0.1 * F.mse_loss(step.features(x_hat), step.features(x))
+    g_adv = -disc(x_hat).mean()
+    lam = step.adaptive_weight(rec, g_adv)
+    last = model.decoder[-1].weight
+    (g_rec,) = torch.autograd.grad(rec, last, retain_graph=True)
+    (g_gan,) = torch.autograd.grad(g_adv, last)
+    n = g_gan.norm().item()
+    assert not lam.requires_grad and lam > 0
+    assert lam.item() * n == pytest.approx(g_rec.norm().item() * n / (n + 1e-4), rel=1e-5)
+    with pytest.raises(ValueError, match="gan_loss"):
+        vq.VQGANStep(model, discriminator=disc, gan_loss="wasserstein")
