@@ -3,7 +3,8 @@ accuracy move when only the section's seed changes? Seed s seeds the multi-scale
 initialisation and training (s), the prior's initialisation (s), its data order (s + 1) and
 the evaluation's samples (s + 2), as the lecture's section 7 does with VAR_SEED = s (0 there).
 OLD_ORDER=1 reseeds once more between the quantiser and the autoencoder, as the lecture did up
-to 12b09d7 (its record of 2026-12-03 came from that order).
+to 12b09d7 (its record of 2026-12-03 came from that order). SHARED=1: one codebook shared by
+the scales (the lecture up to this benchmark); the default is one codebook per scale.
 
     PYTHONPATH=$PWD python benchmarks/bench_var_seeds.py [seeds, e.g. 0,10,20,30]
 """
@@ -28,7 +29,8 @@ y_eval = torch.arange(N_EVAL) % 10
 def run(seed):
     t = time.perf_counter()
     torch.manual_seed(seed)
-    quantizer = vq.MultiScaleVQ(K, DIM, (1, 2, 4))
+    shared = bool(os.environ.get("SHARED"))
+    quantizer = vq.MultiScaleVQ(K, DIM, (1, 2, 4), shared=shared)
     if os.environ.get("OLD_ORDER"):
         torch.manual_seed(seed)
     tok = vq.VQAutoencoder(quantizer, (1, 8, 8), hidden=HIDDEN)
@@ -38,6 +40,7 @@ def run(seed):
     codes = tok.encode(x_train)
     recon = F.mse_loss(tok.reconstruct(x_test), x_test).item()
     usage = vq.codebook_usage(codes, tok.num_codes)
+    per_scale = [len(torch.unique(c)) for c in tok.quantizer.split(codes)]
     torch.manual_seed(seed)
     prior = vq.ScalePrior(tok.quantizer, num_classes=10, p_uncond=0.1, d_model=D_MODEL, n_head=4,
                           n_layer=2, dropout=0.3)  # fmt: skip
@@ -50,7 +53,7 @@ def run(seed):
         generator=torch.Generator().manual_seed(seed + 2), network=prior.net,
         name=f"VAR seed {seed}", progress=False,
     )  # fmt: skip
-    print(f"seed {seed}: tokenizer usage {usage:.3f} recon {recon:.4f}; VAR FCD {row.fcd_ratio:.3f}x "
+    print(f"seed {seed}: codes per scale {per_scale}, usage {usage:.3f}, recon {recon:.4f}; VAR FCD {row.fcd_ratio:.3f}x "
           f"class acc {row.class_accuracy:.3f} near-copies {row.memorisation:.4f} "
           f"({time.perf_counter() - t:.0f} s)", flush=True)  # fmt: skip
     return row

@@ -253,20 +253,35 @@ def test_gumbel_quantizer_is_hard_at_evaluation_and_mixes_codes_in_training():
 # ----------------------------------------------------------------------------- VAR
 
 
-def test_multiscale_tokens_sum_to_the_quantised_latent():
+@pytest.mark.parametrize("shared", [True, False])
+def test_multiscale_tokens_sum_to_the_quantised_latent(shared):
     torch.manual_seed(0)
-    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4)).eval()
+    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4), shared=shared).eval()
     z = torch.randn(5, 3, 4, 4)
     q = quantizer(z)
     assert q.codes.shape == (5, 1 + 4 + 16)
     assert torch.allclose(quantizer.lookup(q.codes), q.z_q, atol=1e-6)
     sums = quantizer.partial_sums(q.codes)
     assert len(sums) == 3 and sums[0].abs().max() == 0
-    last = quantizer.upsample(quantizer.vq.lookup(quantizer.split(q.codes)[2]), 4)
+    last = quantizer.upsample(quantizer.scale_vq(2).lookup(quantizer.split(q.codes)[2]), 4)
     assert torch.allclose(sums[2] + last, q.z_q, atol=1e-6)
-    # the first token map quantises the image-wide mean of z
+    # the first token map quantises the image-wide mean of z, with scale 0's codebook
     mean = z.mean((2, 3))
-    assert torch.equal(q.codes[:, 0], vq.nearest_code(mean, quantizer.vq.embedding))
+    assert torch.equal(q.codes[:, 0], vq.nearest_code(mean, quantizer.scale_vq(0).embedding))
+    if not shared:
+        assert not torch.equal(quantizer.scale_vq(0).embedding, quantizer.scale_vq(2).embedding)
+
+
+def test_multiscale_own_codebooks_learn_from_their_own_scale():
+    """shared=False: one EMA step moves scale k's counts by (1 - d) times its s_k^2 B vectors."""
+    torch.manual_seed(0)
+    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4), shared=False, restart=False).train()
+    before = [quantizer.scale_vq(k).cluster_size.sum().item() for k in range(3)]
+    quantizer(torch.randn(5, 3, 4, 4))
+    d = quantizer.scale_vq(0).decay
+    for k, s in enumerate((1, 2, 4)):
+        after = quantizer.scale_vq(k).cluster_size.sum().item()
+        assert after == pytest.approx(d * before[k] + (1 - d) * 5 * s * s)
 
 
 def test_block_causal_mask_no_scale_sees_a_later_scale_by_jacobians():
@@ -284,12 +299,13 @@ def test_block_causal_mask_no_scale_sees_a_later_scale_by_jacobians():
     assert torch.equal(dep, block[:, None] >= block[None, :])
 
 
-def test_scale_prior_probabilities_sum_to_one_and_sampling_takes_one_pass_per_scale():
+@pytest.mark.parametrize("shared", [True, False])
+def test_scale_prior_probabilities_sum_to_one_and_sampling_takes_one_pass_per_scale(shared):
     from coursekit import evaluation
 
     torch.manual_seed(0)
-    prior = vq.ScalePrior(vq.MultiScaleVQ(3, 2, (1, 2)), num_classes=2, d_model=16, n_head=2,
-                          n_layer=1)  # fmt: skip
+    prior = vq.ScalePrior(vq.MultiScaleVQ(3, 2, (1, 2), shared=shared), num_classes=2,
+                          d_model=16, n_head=2, n_layer=1)  # fmt: skip
     every = torch.tensor(list(itertools.product(range(3), repeat=5)))  # all 3^5 sequences
     for y in (None, torch.ones(len(every), dtype=torch.long)):
         total = prior.log_prob(every, y).exp().sum()
