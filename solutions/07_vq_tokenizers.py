@@ -650,9 +650,15 @@ plt.title("block-causal mask, scales 1, 2, 4\n(rows: queries, black: may attend)
 plt.show()
 
 # %% [markdown]
-# The multi-scale tokenizer is the same autoencoder with `vq.MultiScaleVQ` (EMA updates and
-# restarts over the residuals of all three scales); the prior `vq.ScalePrior` has the same
-# width and depth as the raster prior above, so nearly the same parameter count.
+# The multi-scale tokenizer is the same autoencoder with `vq.MultiScaleVQ`, with EMA updates
+# and restarts, and one departure from the paper: each scale has **its own codebook** of 64
+# codes (`shared=False`) where VAR shares one across scales. With a shared codebook, on these
+# digits, every image's 1×1 residual (the image-wide mean of its latent) went to the same code
+# in every run we measured, and the 2×2 map used between 1 and 31 codes depending on the run:
+# the coarse maps then carry almost nothing, the 4×4 map's 16 tokens are drawn independently
+# given little more than the class, and the decoded samples are patches that do not fit
+# together. The prior `vq.ScalePrior` has the same width and depth as the raster prior above,
+# so nearly the same parameter count.
 
 # %%
 VAR_SEED = 0  # every draw of this section comes from it: tokenizer, prior, data order, samples
@@ -906,9 +912,11 @@ report.record("var_memorisation", var_row.memorisation)
 report.record("var_class_accuracy", var_row.class_accuracy)
 report.record("vqgan_recon_fcd_ratio_no_disc", vqgan_fcd[GAN_NAMES[0]])  # means over the seeds
 report.record("vqgan_recon_fcd_ratio_disc", vqgan_fcd[GAN_NAMES[1]])
-report.record("vqgan_disc_over_no_disc_fcd", vqgan_ratio.mean().item(),
-              target=utils.pick(smoke=None, cpu="< 1", gpu="< 1"))  # fmt: skip
+report.record("vqgan_disc_over_no_disc_fcd", vqgan_ratio.mean().item())
 report.record("vqgan_disc_over_no_disc_fcd_se", vqgan_ratio_se)
+# "sharper" is claimed only if the ratio stays below 1 by two standard errors
+report.record("vqgan_disc_over_no_disc_fcd_upper", vqgan_ratio.mean().item() + 2 * vqgan_ratio_se,
+              target=utils.pick(smoke=None, cpu="< 1", gpu="< 1"))  # fmt: skip
 report.record("vqgan_disc_over_no_disc_fcd_max", vqgan_ratio.max().item())
 report.record("vqgan_disc_over_no_disc_fcd_min", vqgan_ratio.min().item())
 report.record("vqgan_recon_mse_no_disc", vqgan_mse[GAN_NAMES[0]])
