@@ -9,7 +9,10 @@ Measured at e26a510 (2026-12-04, 300 steps, seeds 0-3; ratio with / without the 
 ns (the lecture's old recipe) 0.965, 0.960, 1.628, 0.809, mean 1.09 +- 0.18 (s.e.);
 hinge, fixed weight 1.75 +- 0.40; hinge + adaptive weight, w_adv 0.1: 0.807, 0.883, 0.863,
 0.796, mean 0.837 +- 0.021; w_adv 0.5: 0.88 +- 0.07. The lecture took hinge + adaptive
-0.1 and tests it on fresh seeds 10-12.
+0.1 and tests it on fresh seeds 10-12. Seeds 0-20 at fb17a8d (`300 21 none hinge_adapt`):
+0.807, 0.883, 0.863, 0.796, 0.740, 1.063, 0.770, 0.711, 1.630, 0.636, 0.715, 1.022, 1.226,
+0.892, 1.459, 0.811, 1.166, 0.819, 0.743, 0.863, 0.730: mean 0.921 +- 0.056, median 0.819,
+15 of 21 below 1 (sign test p = 0.078).
 """
 
 import copy
