@@ -156,9 +156,10 @@ HIDDEN = utils.pick(smoke=16, cpu=32, gpu=128)
 DIM = 8  # code vector length
 
 
-def train_tokenizer(quantizer, seed=0):
-    torch.manual_seed(seed)
-    model = vq.VQAutoencoder(quantizer, tuple(x_train.shape[1:]), hidden=HIDDEN)
+def train_tokenizer(make_quantizer, seed=0):
+    """Train a tokenizer whose quantiser make_quantizer() builds; every draw from ``seed``."""
+    torch.manual_seed(seed)  # the quantiser's and the networks' initial weights, restarts
+    model = vq.VQAutoencoder(make_quantizer(), tuple(x_train.shape[1:]), hidden=HIDDEN)
     history = train.fit(model, x_train, steps=AE_STEPS, lr=2e-3, batch_size=128,
                         generator=torch.Generator().manual_seed(seed), device=DEV)  # fmt: skip
     model.eval()
@@ -170,13 +171,13 @@ def train_tokenizer(quantizer, seed=0):
 
 
 tokenizers = {
-    "VQ (codebook loss)": vq.VectorQuantizer(K, DIM),
-    "VQ + EMA": vq.VectorQuantizer(K, DIM, ema=0.99),
-    "VQ + EMA + restarts": vq.VectorQuantizer(K, DIM, ema=0.99, restart=True),
+    "VQ (codebook loss)": lambda: vq.VectorQuantizer(K, DIM),
+    "VQ + EMA": lambda: vq.VectorQuantizer(K, DIM, ema=0.99),
+    "VQ + EMA + restarts": lambda: vq.VectorQuantizer(K, DIM, ema=0.99, restart=True),
 }
 results = {}
-for name, quantizer in tokenizers.items():
-    results[name] = train_tokenizer(quantizer)
+for name, make_quantizer in tokenizers.items():
+    results[name] = train_tokenizer(make_quantizer)
     s = results[name][2]
     print(f"{name:22s} usage {s['usage']:.0%}  perplexity {s['perplexity']:.1f} / {K}  "
           f"test recon MSE {s['recon_mse']:.4f}")  # fmt: skip
@@ -192,10 +193,10 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# You should see the plain VQ tokenizer use only 20% of its 64 codes (perplexity about 12.1),
-# EMA updates alone do not help (9%: EMA moves only the codes that are already chosen, so a
+# You should see the plain VQ tokenizer use only 25% of its 64 codes (perplexity about 15.4),
+# EMA updates alone do not help (20%: EMA moves only the codes that are already chosen, so a
 # code that starts far from every encoder output never moves), and EMA with dead-code restarts
-# use 98% (perplexity about 46.7) at a test reconstruction error of about 0.0050: more codes
+# use 100% (perplexity about 55.7) at a test reconstruction error of about 0.0049: more codes
 # in use describe the patches better.
 
 # %%
@@ -217,67 +218,107 @@ plt.show()
 # reconstructions blur. VQGAN (Esser et al. 2021) keeps the tokenizer and changes its loss:
 # a **perceptual** term compares the images in the features of a fixed network (LPIPS in the
 # paper; no pretrained network can be downloaded here, so we use the first conv block of the
-# course's digits classifier, frozen), and a **patch discriminator** (one real/fake logit per
-# image patch) adds the non-saturating GAN loss, switched on after the reconstructions are
-# roughly right:
+# course's digits classifier, frozen), and a **patch discriminator** $D$ (one real/fake logit
+# per image patch) adds a GAN loss. We follow the paper's recipe in three points:
 #
-# $$\mathcal L = \|x - \hat x\|^2 + \mathcal L_{\text{VQ}}
-# + w_{\text{feat}}\,\|\phi(x) - \phi(\hat x)\|^2 + w_{\text{adv}}\,\mathrm{softplus}(-D(\hat x)).$$
+# - the **hinge loss**: $D$ minimises $\mathrm{relu}(1 - D(x)) + \mathrm{relu}(1 + D(\hat x))$,
+#   the autoencoder adds $\mathcal L_G = -D(\hat x)$;
+# - a **late start**: both players' adversarial terms are off for the first third of the
+#   steps, so the critic starts on reconstructions that are already roughly right;
+# - the **adaptive weight** (the paper's eq. 7), computed at every step from the gradients at
+#   the decoder's last layer $L$,
 #
-# We train the same tokenizer (EMA codebook with restarts) twice with `vq.VQGANStep`, with the
+# $$\lambda = \frac{\|\nabla_L \mathcal L_{\text{rec}}\|}{\|\nabla_L \mathcal L_G\| + 10^{-4}},
+# \qquad \mathcal L = \mathcal L_{\text{rec}} + \mathcal L_{\text{VQ}}
+# + w_{\text{adv}}\,\lambda\,\mathcal L_G, \qquad
+# \mathcal L_{\text{rec}} = \|x - \hat x\|^2 + w_{\text{feat}}\,\|\phi(x) - \phi(\hat x)\|^2,$$
+#
+#   so the critic's gradient at the decoder's output is always $w_{\text{adv}}$ times the
+#   reconstruction's, whatever the scales of the two losses ($w_{\text{adv}} = 0.1$ here).
+#
+# We train the same tokenizer (EMA codebook with restarts) with `vq.VQGANStep`, with the
 # feature loss and without or with the discriminator, and score the reconstructions of the test
 # digits by their FCD against the training digits: the same code budget, only the loss differs.
+# One pair of runs cannot settle the sign (an earlier version of this lecture, with a fixed
+# weight, a non-saturating loss and one seed, found a factor of 0.74 in one recording and 1.24
+# in the next), so we train each variant with three seeds and compare them seed by seed.
 
 # %%
 GAN_STEPS = utils.pick(smoke=20, cpu=300, gpu=5000)
+# fresh seeds: the recipe above was chosen in a prototype on seeds 0-3
+# (benchmarks/bench_vqgan_seeds.py), so these runs test it rather than repeat its selection
+GAN_SEEDS = utils.pick(smoke=[10], cpu=[10, 11, 12], gpu=[10, 11, 12])
 feature_net = copy.deepcopy(metrics.classifier("digits").conv[:2]).to(DEV)  # (B, 32, 8, 8)
 
 
-def train_vqgan(discriminator, seed=0):
-    torch.manual_seed(seed)
+def train_vqgan(with_discriminator, seed):
+    torch.manual_seed(seed)  # both networks' initial weights and the codebook's restarts
     model = vq.VQAutoencoder(vq.VectorQuantizer(K, DIM, ema=0.99, restart=True),
                              tuple(x_train.shape[1:]), hidden=HIDDEN)  # fmt: skip
-    step = vq.VQGANStep(model, features=feature_net, discriminator=discriminator, w_feat=0.1,
-                        w_adv=0.05, adv_start=GAN_STEPS // 3)  # fmt: skip
+    disc = vq.PatchDiscriminator(1, HIDDEN).to(DEV) if with_discriminator else None
+    step = vq.VQGANStep(model, features=feature_net, discriminator=disc, w_feat=0.1, w_adv=0.1,
+                        adv_start=GAN_STEPS // 3, gan_loss="hinge", adaptive=True)  # fmt: skip
     train.fit(model, x_train, steps=GAN_STEPS, batch_size=128, step_fn=step,
               generator=torch.Generator().manual_seed(seed), device=DEV)  # fmt: skip
     model.eval()
     with torch.no_grad():
         recon = model.reconstruct(x_test.to(DEV)).cpu()
-    return model, recon, metrics.fcd(recon, x_train)
+    return recon, metrics.fcd(recon, x_train)
 
 
-gan_runs = {
-    "feature loss": train_vqgan(None),
-    "feature loss + patch discriminator": train_vqgan(vq.PatchDiscriminator(1, HIDDEN).to(DEV)),
-}
-for name, (_, recon, score) in gan_runs.items():
-    print(f"{name:36s} reconstructions: {score}, MSE {F.mse_loss(recon, x_test).item():.4f}")
+GAN_NAMES = ("feature loss", "feature loss + patch discriminator")
+gan_runs = {(name, seed): train_vqgan(name != GAN_NAMES[0], seed)
+            for seed in GAN_SEEDS for name in GAN_NAMES}  # fmt: skip
+for (name, seed), (recon, score) in gan_runs.items():
+    print(f"seed {seed} {name:36s} reconstructions: {score}, "
+          f"MSE {F.mse_loss(recon, x_test).item():.4f}")  # fmt: skip
+vqgan_ratio = torch.tensor([gan_runs[GAN_NAMES[1], s][1].value / gan_runs[GAN_NAMES[0], s][1].value
+                            for s in GAN_SEEDS], dtype=torch.float64)  # fmt: skip
+vqgan_ratio_se = (vqgan_ratio.std() / len(GAN_SEEDS) ** 0.5).item() if len(GAN_SEEDS) > 1 else 0.0
+print("FCD with / without the discriminator, per seed:",
+      ", ".join(f"{r:.3f}" for r in vqgan_ratio.tolist()),
+      f"| mean {vqgan_ratio.mean():.3f} ± {vqgan_ratio_se:.3f} (standard error)")  # fmt: skip
+
+
+def mean_over_seeds(name, fn):
+    return sum(fn(*gan_runs[name, s]) for s in GAN_SEEDS) / len(GAN_SEEDS)
+
+
+vqgan_fcd = {n: mean_over_seeds(n, lambda r, sc: sc.value / sc.floor) for n in GAN_NAMES}
+vqgan_mse = {n: mean_over_seeds(n, lambda r, sc: F.mse_loss(r, x_test).item()) for n in GAN_NAMES}
 
 fig, axes = plt.subplots(3, 8, figsize=(8, 3.2))
-for r, imgs in enumerate([x_test[:8], *(run[1][:8] for run in gan_runs.values())]):
+first = GAN_SEEDS[0]
+for r, imgs in enumerate([x_test[:8], *(gan_runs[n, first][0][:8] for n in GAN_NAMES)]):
     for c in range(8):
         axes[r, c].imshow(imgs[c, 0], cmap="gray_r", vmin=0, vmax=1)
         axes[r, c].axis("off")
-for r, label in enumerate(["test digits", *gan_runs]):
+for r, label in enumerate(["test digits", *(f"{n} (seed {first})" for n in GAN_NAMES)]):
     axes[r, 0].set_title(label, fontsize=8, loc="left")
 plt.show()
-vqgan_fcd = {name: run[2] for name, run in gan_runs.items()}
-vqgan_mse = {name: F.mse_loss(run[1], x_test).item() for name, run in gan_runs.items()}
 
 
 # %% [markdown]
-# You should see the test reconstructions at about 0.69× the real-vs-real FCD floor with the
-# feature loss alone and about 0.85× with the patch discriminator added: in this run the
-# discriminator *raises* the FCD, by a factor of about 1.24 at the same 16 tokens, while the
-# squared error rises too (about 0.0067 → 0.0087). VQGAN adds the critic to reward strokes
-# that look like strokes over the blurred average that squared error rewards, and at 300 steps
-# on 8×8 digits that does not show: the previous recording of this lecture (same settings
-# and seeds, before the software was reinstalled) found the opposite sign (a factor of 0.74), and a
-# development run with 500 steps per tokenizer found the discriminator slightly worse. Treat
-# the sign as unsettled at this scale. All these ratios lie below 1: reconstructions of real
-# digits are not samples, and at 296 images the floor itself is noisy, so read them as "as
-# close to real digits as other real digits are".
+# You should see, averaged over the three seeds, the test reconstructions at about 0.69× the
+# real-vs-real FCD floor with the feature loss alone and about 0.66× with the patch
+# discriminator added, while the squared error rises a little (about 0.0084 → 0.0090), the
+# trade VQGAN makes on purpose. Seed by seed the discriminator multiplied the FCD by 0.715,
+# 1.022 and 1.226: a mean of about 0.99 with a standard error of about 0.15. So at 300 steps
+# on 8×8 digits the sign is **not settled**: the mean plus two standard errors is about 1.28,
+# far above 1, and the target (that bound below 1) is not met. The seed matters as much as
+# the loss: the runs without the critic alone range from 0.62× to 0.80× the floor.
+#
+# Three seeds are what the lecture's time allows; `benchmarks/bench_vqgan_seeds.py` ran the
+# same two recipes on seeds 0-20 (seeds 10-12 reproduce the runs above exactly, and seeds 0-3
+# are the prototype that chose this recipe, where all four ratios lay between 0.80 and 0.88).
+# Over the 21 seeds the critic lowered the FCD on 15 and raised it on 6, by a ratio of 0.92 ±
+# 0.06 in the mean (median 0.82, the worst 1.63): mean plus two standard errors 1.03, still
+# not below 1, and a sign test gives p ≈ 0.08. Our reading: probably a gain of about 10% on
+# most seeds, with occasional runs where the critic hurts badly, and not settled by the
+# two-standard-error rule this lecture records. VQGAN's critic pays off on textures that
+# squared error and a feature loss leave blurred, and 8×8 digits have hardly any. The FCDs
+# themselves all lie below the floor: reconstructions of real digits are not samples, and at 296 images the floor itself
+# is noisy, so read them as "as close to real digits as other real digits are".
 #
 # ## 4. Lookup-free quantisation: FSQ and LFQ
 #
@@ -290,13 +331,13 @@ vqgan_mse = {name: F.mse_loss(run[1], x_test).item() for name, run in gan_runs.i
 
 # %%
 LEVELS = utils.pick(smoke=[4, 4], cpu=[4, 4, 4], gpu=[8, 8, 4])
-fsq_model, fsq_codes, fsq_stats, _ = train_tokenizer(vq.FSQ(LEVELS))
+fsq_model, fsq_codes, fsq_stats, _ = train_tokenizer(lambda: vq.FSQ(LEVELS))
 print(f"FSQ {LEVELS}: {fsq_model.num_codes} codes, usage {fsq_stats['usage']:.0%}, perplexity "
       f"{fsq_stats['perplexity']:.1f}, test recon MSE {fsq_stats['recon_mse']:.4f}")  # fmt: skip
 
 # %% [markdown]
-# You should see FSQ use 75% of its 64 codes (perplexity about 31.0) with no auxiliary loss
-# and no restarts, at a test reconstruction error of about 0.0062, close to VQ with EMA and
+# You should see FSQ use 77% of its 64 codes (perplexity about 31.6) with no auxiliary loss
+# and no restarts, at a test reconstruction error of about 0.0064, close to VQ with EMA and
 # restarts above. Its codes are less evenly used: the grid is fixed, so rarely needed corners of
 # it stay rare.
 #
@@ -356,9 +397,11 @@ checks.check_lfq_entropy(lfq_entropy)
 # %%
 LFQ_BITS = utils.pick(smoke=4, cpu=6, gpu=8)
 lfq_runs = {
-    "LFQ (normalised)": train_tokenizer(vq.LFQ(LFQ_BITS, normalize=True)),
-    "LFQ, not normalised": train_tokenizer(vq.LFQ(LFQ_BITS)),
-    "LFQ, no entropy penalty": train_tokenizer(vq.LFQ(LFQ_BITS, normalize=True, entropy_weight=0)),
+    "LFQ (normalised)": train_tokenizer(lambda: vq.LFQ(LFQ_BITS, normalize=True)),
+    "LFQ, not normalised": train_tokenizer(lambda: vq.LFQ(LFQ_BITS)),
+    "LFQ, no entropy penalty": train_tokenizer(
+        lambda: vq.LFQ(LFQ_BITS, normalize=True, entropy_weight=0)
+    ),
 }
 for name, (model, _, s, _) in lfq_runs.items():
     print(f"{name:24s} {LFQ_BITS} bits = {model.num_codes} codes: usage {s['usage']:.0%}, "
@@ -384,18 +427,18 @@ plt.show()
 
 # %% [markdown]
 # You should see LFQ, normalised and with the entropy penalty, use 100% of its 64 codes
-# (perplexity about 63.2), the most even use of any quantiser here, beside VQ with EMA and
+# (perplexity about 63.1), the most even use of any quantiser here, beside VQ with EMA and
 # restarts and FSQ above: the penalty's diversity term pays for evenness directly. Both
 # ingredients matter. Without the normalisation the same penalty leaves the tokenizer on 6% of
-# the codes (perplexity about 3.9): at inverse temperature 100 the soft assignment of a latent
+# the codes (perplexity about 4.0): at inverse temperature 100 the soft assignment of a latent
 # at the encoder's free scale is already one-hot, so the entropies give no gradient, while on
 # the unit sphere neighbouring corners are close enough for it to stay soft (our reading of
-# the numbers, not a separate experiment). Without the penalty the normalised LFQ uses 27% of
-# the codes (perplexity about 7.1): nothing spreads the encoder over the corners. Usage is not
-# reconstruction, though: that tokenizer's test error, about 0.0127, is lower than the
-# penalised one's, about 0.0148, which is itself about 3 times that of VQ with EMA and
+# the numbers, not a separate experiment). Without the penalty the normalised LFQ uses 23% of
+# the codes (perplexity about 7.7): nothing spreads the encoder over the corners. Usage is not
+# reconstruction, though: that tokenizer's test error, about 0.0124, is lower than the
+# penalised one's, about 0.0146, which is itself about 3 times that of VQ with EMA and
 # restarts. The penalty buys tokens that carry about $\log_2 63 \approx 6$ bits each instead
-# of $\log_2 7 \approx 2.8$, a richer alphabet for the prior, and costs some reconstruction
+# of $\log_2 7.7 \approx 2.9$, a richer alphabet for the prior, and costs some reconstruction
 # at this size; LFQ's 64 codes are the fixed corners of a 6-dimensional cube, where VQ places
 # 64 learned 8-dimensional vectors where the encoder's outputs are. What LFQ buys shows at large
 # vocabularies, where one more bit doubles the codebook at no lookup cost while VQ's search
@@ -479,7 +522,9 @@ _ = widgets.interact(show_relaxation, tau=widgets.FloatSlider(1.0, min=0.1, max=
 # KL weight $10^{-3}$), trained for as many steps.
 
 # %%
-gumbel_model, gumbel_codes, gumbel_stats, _ = train_tokenizer(vq.GumbelQuantizer(K, DIM, tau=1.0))
+gumbel_model, gumbel_codes, gumbel_stats, _ = train_tokenizer(
+    lambda: vq.GumbelQuantizer(K, DIM, tau=1.0)
+)
 print(f"Gumbel dVAE: usage {gumbel_stats['usage']:.0%}, perplexity {gumbel_stats['perplexity']:.1f}, "
       f"test recon MSE {gumbel_stats['recon_mse']:.4f}")  # fmt: skip
 
@@ -508,10 +553,10 @@ for ax, (title, model, codes) in zip(axes, [
 plt.show()
 
 # %% [markdown]
-# You should see the dVAE use 89% of its 64 codes (perplexity about 41.9), against the plain
-# VQ tokenizer's 20%: a code cannot die the same way, since every code has a logit and the
+# You should see the dVAE use 83% of its 64 codes (perplexity about 41.5), against the plain
+# VQ tokenizer's 25%: a code cannot die the same way, since every code has a logit and the
 # relaxed softmax gives every logit a gradient at every step. Its test reconstruction error,
-# about 0.0094, is nearly twice that of VQ with EMA and restarts, likely because in training
+# about 0.0090, is nearly twice that of VQ with EMA and restarts, likely because in training
 # the decoder sees blends of codes at $\tau = 1$ and at evaluation hard codes (DALL-E anneals
 # $\tau$ from 1 to 1/16 to shrink that mismatch).
 #
@@ -549,8 +594,8 @@ print(f"bits per image of the tokens under the prior: train {bits_train:.1f}, te
       f"(uniform: {uniform_token_bits:.1f})")  # fmt: skip
 
 # %% [markdown]
-# You should see the prior code a test digit's 16 tokens in about 65 bits, against 96 bits
-# for the uniform prior over 64 codes, and a training digit's in about 58: on 1501 images a
+# You should see the prior code a test digit's 16 tokens in about 68 bits, against 96 bits
+# for the uniform prior over 64 codes, and a training digit's in about 60: on 1501 images a
 # prior overfits easily, and the dropout of 0.3 used here keeps the gap small (at dropout 0.1
 # and longer training the training bits fell far below the test bits, and the test bits
 # rose). The raw pixels hold 262 bits, but the tokens are lossy, so the two
@@ -578,12 +623,13 @@ plt.suptitle("decoded token samples, classes 0-9")
 plt.show()
 
 # %% [markdown]
-# You should see decoded samples at about 1.05× the real-vs-real FCD floor with the plain
-# conditional prior (w = 1), well inside the target of 6×, with 0.5% of the samples
+# You should see decoded samples at about 1.38× the real-vs-real FCD floor with the plain
+# conditional prior (w = 1), well inside the target of 6×, with 1.2% of the samples
 # near-copies of training digits, fewer than held-out real digits (about one in 20 by the
-# test's construction), so the low FCD is not copying. The class accuracy is about 0.71 at
-# w = 1, and guidance w = 3 raises it to about 0.88, at the price of a higher FCD (about
-# 1.35×): guidance trades diversity for fidelity to the class.
+# test's construction), so the low FCD is not copying. The class accuracy is about 0.69 at
+# w = 1, and guidance w = 3 raises it to about 0.85 with the FCD nearly unchanged (about
+# 1.36×): guidance trades diversity for fidelity to the class, and in this run the diversity
+# it gives up was not buying FCD.
 
 # %% [markdown]
 # ## 7. VAR: next-scale prediction
@@ -624,27 +670,38 @@ plt.title("block-causal mask, scales 1, 2, 4\n(rows: queries, black: may attend)
 plt.show()
 
 # %% [markdown]
-# The multi-scale tokenizer is the same autoencoder with `vq.MultiScaleVQ` (EMA updates and
-# restarts over the residuals of all three scales); the prior `vq.ScalePrior` has the same
-# width and depth as the raster prior above, so nearly the same parameter count.
+# The multi-scale tokenizer is the same autoencoder with `vq.MultiScaleVQ`, with EMA updates
+# and restarts, and one departure from the paper: each scale has **its own codebook** of 64
+# codes (`shared=False`) where VAR shares one across scales. With a shared codebook, on these
+# digits, every image's 1×1 residual (the image-wide mean of its latent) went to the same code
+# in every run we measured, and the 2×2 map used between 1 and 31 codes depending on the run:
+# the coarse maps then carry almost nothing, the 4×4 map's 16 tokens are drawn independently
+# given little more than the class, and the decoded samples are patches that do not fit
+# together. The prior `vq.ScalePrior` has the same width and depth as the raster prior above,
+# so nearly the same parameter count.
 
 # %%
-torch.manual_seed(0)
-var_tok, var_codes, var_stats, _ = train_tokenizer(vq.MultiScaleVQ(K, DIM, (1, 2, 4)))
+VAR_SEED = 0  # every draw of this section comes from it: tokenizer, prior, data order, samples
+var_tok, var_codes, var_stats, _ = train_tokenizer(
+    lambda: vq.MultiScaleVQ(K, DIM, (1, 2, 4), shared=False), seed=VAR_SEED
+)
 var_train, var_test = var_codes, var_tok.encode(x_test.to(DEV)).cpu()  # (N, 21) int64
-print(f"multi-scale VQ: usage {var_stats['usage']:.0%}, "
+var_codes_used = [len(torch.unique(c)) for c in var_tok.quantizer.split(var_train)]
+print(f"multi-scale VQ: codes used per scale (1x1, 2x2, 4x4) {var_codes_used} of {K} each, "
       f"test recon MSE {var_stats['recon_mse']:.4f}")  # fmt: skip
 
-torch.manual_seed(0)
+torch.manual_seed(VAR_SEED)
 var_prior = vq.ScalePrior(var_tok.quantizer, num_classes=10, p_uncond=0.1, d_model=D_MODEL,
                           n_head=4, n_layer=2, dropout=PRIOR_DROPOUT)  # fmt: skip
 train.fit(var_prior, (var_train, images_train.labels), steps=PRIOR_STEPS, lr=1e-3, batch_size=128,
-          weight_decay=0.01, generator=torch.Generator().manual_seed(1), device=DEV)  # fmt: skip
+          weight_decay=0.01, generator=torch.Generator().manual_seed(VAR_SEED + 1),
+          device=DEV)  # fmt: skip
 var_prior.eval()
 var_model = vq.TokenModel(var_tok, var_prior).eval()
 var_row = evaluation.evaluate(
-    var_model, images_train, images_test, n=N_EVAL, y=y_eval, generator=torch.Generator().manual_seed(2),
-    network=var_prior.net, name="VAR (next-scale)", progress=False,
+    var_model, images_train, images_test, n=N_EVAL, y=y_eval,
+    generator=torch.Generator().manual_seed(VAR_SEED + 2), network=var_prior.net,
+    name="VAR (next-scale)", progress=False,
 )  # fmt: skip
 
 
@@ -677,21 +734,34 @@ plt.suptitle("next-scale samples, classes 0-9 (w = 1)", fontsize=9)
 plt.show()
 
 # %% [markdown]
-# You should see the next-scale prior sample with 3 network passes per image against the
-# raster prior's 16, at nearly the same size (107072 against 110080 trained parameters), and,
-# at the same 800 training steps, about as well: FCD about 1.04× the floor against 1.05× (both
-# at w = 1), with 1.3% near-copies, and a class accuracy of about 0.95 against the raster
-# prior's 0.71. The multi-scale tokenizer reconstructs worse, its test error about 0.0135
-# against 0.0050, because each scale quantises what the coarser ones left with one shared
-# codebook, yet its samples are as good: a prior that predicts a whole coarse map first decides
-# the digit's overall shape in one step. Treat the comparison as fragile at this size: the
-# previous recording of this lecture (same settings and seeds, before the software was
-# reinstalled) had
-# the next-scale prior at 7.7× the floor and class accuracy 0.10 (chance), and its multi-scale
-# tokenizer at a test error of 0.039. At real resolutions, where a raster prior needs
-# thousands of passes, the paper reports VAR ahead of raster priors in both speed and quality.
-# The coarse-to-fine figure shows the idea: the 1×1 token fixes the digit's overall blob, and
-# each finer map corrects what is left.
+# You should see the multi-scale tokenizer use 23 of the 64 codes of its 1×1 codebook and all
+# 64 of the 2×2 and 4×4 ones, and the next-scale prior sample with 3 network passes per image
+# against the raster prior's 16, at nearly the same size (107072 against 110080 trained
+# parameters), and, at the same 800 training steps, about as well: FCD about 1.11× the floor
+# against 1.38× (both at w = 1), with 1.7% near-copies, and a class accuracy of about 0.93
+# against the raster prior's 0.69. The multi-scale tokenizer reconstructs worse, its test error
+# about 0.0107 against 0.0049, because each scale quantises what the coarser ones left, yet
+# its samples are as good: a prior that predicts a whole coarse map first decides the digit's
+# overall shape in one step. The coarse-to-fine figure shows the idea: the 1×1 token fixes the
+# digit's overall blob, and each finer map corrects what is left.
+#
+# **How far does this move with the seed?** `benchmarks/bench_var_seeds.py` reruns this
+# section with `VAR_SEED` = 0, 10, 20 and 30 (seed 0 is the run above, reproduced exactly). With
+# one codebook per scale the FCD ratio ranged from 0.73× to 1.11× the floor (mean 0.93) and the
+# class accuracy from 0.91 to 0.96: the comparison with the raster prior holds on every seed.
+# With the shared codebook of the paper (the quantiser this lecture used before), the same four
+# seeds gave 0.89× to 16.8× and class accuracies of 0.08 to 0.91: only one of the four worked,
+# and in every run the 1×1 map used a single code, so it carried nothing. The three failures
+# also had worse tokenizers (test error 0.022 to 0.079, against 0.0075 on the seed that
+# worked) with 2×2 maps of few codes, and the prior's samples then barely depended on the
+# class. That is why two earlier recordings of this lecture disagreed (7.7× and class
+# accuracy 0.10, then 1.04× and 0.95): the section already seeded itself, and its code at the
+# first recording's commit, rerun on today's installation, gives the second recording's numbers
+# exactly; what changed was floating-point rounding (the software was reinstalled between the
+# two), and rounding alone, the fused optimiser's, turns the same seed from 1.04× into 6.6×.
+# A result that flips on rounding is a result that flips on the seed. At real resolutions, where
+# a raster prior needs thousands of passes, the paper reports VAR ahead of raster priors in
+# both speed and quality.
 
 # %% [markdown]
 # ## 8. Text to image tokens: DALL-E at toy scale
@@ -809,11 +879,11 @@ _ = widgets.interact(
 )
 
 # %% [markdown]
-# You should see the caption prior draw the named digit in about 0.55 of its samples without
-# guidance and about 0.78 with w = 3 (chance 0.1; the class prior of section 6, with a class
-# token and 800 steps against these 600, reached 0.71 and 0.88), and the named thickness in
-# about 0.73 and 0.86 of them (chance 0.5; the ceiling, the test reconstructions against
-# their own captions, is about 0.92). Guidance sharpens both words of the caption at once:
+# You should see the caption prior draw the named digit in about 0.58 of its samples without
+# guidance and about 0.73 with w = 3 (chance 0.1; the class prior of section 6, with a class
+# token and 800 steps against these 600, reached 0.69 and 0.85), and the named thickness in
+# about 0.71 and 0.82 of them (chance 0.5; the ceiling, the test reconstructions against
+# their own captions, is about 0.91). Guidance sharpens both words of the caption at once:
 # the unconditional logits it pushes away from know neither the digit nor the thickness. The
 # class is the harder word here: the digit is one word of three in one sequence, learned from
 # 1501 images, and telling ten digits apart is a finer distinction than which side of a median
@@ -862,7 +932,8 @@ report.record("gumbel_max_weight_tau5", max_weight[5.0])
 report.record("gumbel_usage", gumbel_stats["usage"])
 report.record("gumbel_perplexity", gumbel_stats["perplexity"])
 report.record("gumbel_recon_mse", gumbel_stats["recon_mse"])
-report.record("multiscale_usage", var_stats["usage"])
+for size, used in zip(("1x1", "2x2", "4x4"), var_codes_used):
+    report.record(f"multiscale_codes_used_{size}", used)
 report.record("multiscale_recon_mse", var_stats["recon_mse"])
 report.record("prior_parameters_next_token", trainable(prior))
 report.record("prior_parameters_next_scale", trainable(var_prior))
@@ -872,13 +943,17 @@ report.record("nfe_next_scale", var_row.nfe_per_sample,
 report.record("var_fcd_ratio", var_row.fcd_ratio)
 report.record("var_memorisation", var_row.memorisation)
 report.record("var_class_accuracy", var_row.class_accuracy)
-no_disc, with_disc = vqgan_fcd["feature loss"], vqgan_fcd["feature loss + patch discriminator"]
-report.record("vqgan_recon_fcd_ratio_no_disc", no_disc.value / no_disc.floor)
-report.record("vqgan_recon_fcd_ratio_disc", with_disc.value / with_disc.floor)
-report.record("vqgan_disc_over_no_disc_fcd", with_disc.value / no_disc.value,
+report.record("vqgan_recon_fcd_ratio_no_disc", vqgan_fcd[GAN_NAMES[0]])  # means over the seeds
+report.record("vqgan_recon_fcd_ratio_disc", vqgan_fcd[GAN_NAMES[1]])
+report.record("vqgan_disc_over_no_disc_fcd", vqgan_ratio.mean().item())
+report.record("vqgan_disc_over_no_disc_fcd_se", vqgan_ratio_se)
+# "sharper" is claimed only if the ratio stays below 1 by two standard errors
+report.record("vqgan_disc_over_no_disc_fcd_upper", vqgan_ratio.mean().item() + 2 * vqgan_ratio_se,
               target=utils.pick(smoke=None, cpu="< 1", gpu="< 1"))  # fmt: skip
-report.record("vqgan_recon_mse_no_disc", vqgan_mse["feature loss"])
-report.record("vqgan_recon_mse_disc", vqgan_mse["feature loss + patch discriminator"])
+report.record("vqgan_disc_over_no_disc_fcd_max", vqgan_ratio.max().item())
+report.record("vqgan_disc_over_no_disc_fcd_min", vqgan_ratio.min().item())
+report.record("vqgan_recon_mse_no_disc", vqgan_mse[GAN_NAMES[0]])
+report.record("vqgan_recon_mse_disc", vqgan_mse[GAN_NAMES[1]])
 report.record("caption_class_accuracy_w1", caption_follow[1.0]["class_accuracy"])
 report.record("caption_class_accuracy_w3", caption_follow[3.0]["class_accuracy"],
               target=utils.pick(smoke=None, cpu="> 0.1", gpu="> 0.1"))  # fmt: skip

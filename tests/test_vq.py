@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from coursekit import vq
 
@@ -252,20 +253,35 @@ def test_gumbel_quantizer_is_hard_at_evaluation_and_mixes_codes_in_training():
 # ----------------------------------------------------------------------------- VAR
 
 
-def test_multiscale_tokens_sum_to_the_quantised_latent():
+@pytest.mark.parametrize("shared", [True, False])
+def test_multiscale_tokens_sum_to_the_quantised_latent(shared):
     torch.manual_seed(0)
-    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4)).eval()
+    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4), shared=shared).eval()
     z = torch.randn(5, 3, 4, 4)
     q = quantizer(z)
     assert q.codes.shape == (5, 1 + 4 + 16)
     assert torch.allclose(quantizer.lookup(q.codes), q.z_q, atol=1e-6)
     sums = quantizer.partial_sums(q.codes)
     assert len(sums) == 3 and sums[0].abs().max() == 0
-    last = quantizer.upsample(quantizer.vq.lookup(quantizer.split(q.codes)[2]), 4)
+    last = quantizer.upsample(quantizer.scale_vq(2).lookup(quantizer.split(q.codes)[2]), 4)
     assert torch.allclose(sums[2] + last, q.z_q, atol=1e-6)
-    # the first token map quantises the image-wide mean of z
+    # the first token map quantises the image-wide mean of z, with scale 0's codebook
     mean = z.mean((2, 3))
-    assert torch.equal(q.codes[:, 0], vq.nearest_code(mean, quantizer.vq.embedding))
+    assert torch.equal(q.codes[:, 0], vq.nearest_code(mean, quantizer.scale_vq(0).embedding))
+    if not shared:
+        assert not torch.equal(quantizer.scale_vq(0).embedding, quantizer.scale_vq(2).embedding)
+
+
+def test_multiscale_own_codebooks_learn_from_their_own_scale():
+    """shared=False: one EMA step moves scale k's counts by (1 - d) times its s_k^2 B vectors."""
+    torch.manual_seed(0)
+    quantizer = vq.MultiScaleVQ(16, 3, (1, 2, 4), shared=False, restart=False).train()
+    before = [quantizer.scale_vq(k).cluster_size.sum().item() for k in range(3)]
+    quantizer(torch.randn(5, 3, 4, 4))
+    d = quantizer.scale_vq(0).decay
+    for k, s in enumerate((1, 2, 4)):
+        after = quantizer.scale_vq(k).cluster_size.sum().item()
+        assert after == pytest.approx(d * before[k] + (1 - d) * 5 * s * s)
 
 
 def test_block_causal_mask_no_scale_sees_a_later_scale_by_jacobians():
@@ -283,12 +299,13 @@ def test_block_causal_mask_no_scale_sees_a_later_scale_by_jacobians():
     assert torch.equal(dep, block[:, None] >= block[None, :])
 
 
-def test_scale_prior_probabilities_sum_to_one_and_sampling_takes_one_pass_per_scale():
+@pytest.mark.parametrize("shared", [True, False])
+def test_scale_prior_probabilities_sum_to_one_and_sampling_takes_one_pass_per_scale(shared):
     from coursekit import evaluation
 
     torch.manual_seed(0)
-    prior = vq.ScalePrior(vq.MultiScaleVQ(3, 2, (1, 2)), num_classes=2, d_model=16, n_head=2,
-                          n_layer=1)  # fmt: skip
+    prior = vq.ScalePrior(vq.MultiScaleVQ(3, 2, (1, 2), shared=shared), num_classes=2,
+                          d_model=16, n_head=2, n_layer=1)  # fmt: skip
     every = torch.tensor(list(itertools.product(range(3), repeat=5)))  # all 3^5 sequences
     for y in (None, torch.ones(len(every), dtype=torch.long)):
         total = prior.log_prob(every, y).exp().sum()
@@ -347,3 +364,57 @@ def test_vqgan_step_trains_both_players():
                         progress=False)  # fmt: skip
     assert {"recon", "feature", "g_adv", "d_loss"} <= set(history.logs)
     assert any(not torch.equal(a, b) for a, b in zip(before, disc.parameters()))
+
+
+class _ConstantCritic(torch.nn.Module):
+    """A critic whose every patch logit is one parameter c (the image is ignored)."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = torch.nn.Parameter(torch.tensor(c))
+
+    def forward(self, x):
+        return self.c.expand(len(x), 1, 4, 4) + 0 * x[:, :1, ::2, ::2]
+
+
+@pytest.mark.parametrize("c", [-1.5, 0.3, 2.0])
+def test_vqgan_hinge_and_non_saturating_losses(c):
+    from coursekit import train
+
+    logs = {}
+    for gan_loss in ("hinge", "non_saturating"):
+        torch.manual_seed(0)
+        model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3, ema=0.9), hidden=8)
+        step = vq.VQGANStep(model, discriminator=_ConstantCritic(c), adv_start=1,
+                            gan_loss=gan_loss)  # fmt: skip
+        h = train.fit(model, torch.rand(16, 1, 8, 8), steps=1, batch_size=16, step_fn=step,
+                      progress=False)  # fmt: skip
+        logs[gan_loss] = (h.logs["g_adv"][0], h.logs["d_loss"][0])
+    t = torch.tensor(c)
+    assert logs["hinge"][0] == pytest.approx(-c)
+    assert logs["hinge"][1] == pytest.approx(max(0, 1 - c) + max(0, 1 + c))
+    assert logs["non_saturating"][0] == pytest.approx(F.softplus(-t).item())
+    assert logs["non_saturating"][1] == pytest.approx((F.softplus(-t) + F.softplus(t)).item())
+
+
+def test_vqgan_adaptive_weight_balances_the_last_layer_gradients():
+    """VQGAN eq. 7: the weighted adversarial gradient at the decoder's last layer is as large as
+    the reconstruction terms' gradient there, times n / (n + 1e-4) for n its unweighted norm."""
+    torch.manual_seed(0)
+    model = vq.VQAutoencoder(vq.VectorQuantizer(8, 3), hidden=8)
+    disc = vq.PatchDiscriminator(1, 8)
+    step = vq.VQGANStep(model, features=torch.nn.Conv2d(1, 4, 3, padding=1), discriminator=disc,
+                        gan_loss="hinge", adaptive=True)  # fmt: skip
+    x = torch.rand(8, 1, 8, 8)
+    x_hat = model.decode_latent(model.quantize(x).z_q)
+    rec = F.mse_loss(x_hat, x) + 0.1 * F.mse_loss(step.features(x_hat), step.features(x))
+    g_adv = -disc(x_hat).mean()
+    lam = step.adaptive_weight(rec, g_adv)
+    last = model.decoder[-1].weight
+    (g_rec,) = torch.autograd.grad(rec, last, retain_graph=True)
+    (g_gan,) = torch.autograd.grad(g_adv, last)
+    n = g_gan.norm().item()
+    assert not lam.requires_grad and lam > 0
+    assert lam.item() * n == pytest.approx(g_rec.norm().item() * n / (n + 1e-4), rel=1e-5)
+    with pytest.raises(ValueError, match="gan_loss"):
+        vq.VQGANStep(model, discriminator=disc, gan_loss="wasserstein")

@@ -420,26 +420,44 @@ class MultiScaleVQ(nn.Module):
     to fine: ``token_shape = (sum s_k^2,)``. Loss: beta ||z - sg[sum]||^2. The codebook is
     updated once per step by EMA over the residuals of every scale together (one update per
     scale would let each scale's dead-code restarts undo the others').
+
+    ``shared=False``: one codebook of ``num_codes`` per scale instead (code k of scale 1 and
+    code k of scale 3 are different vectors), each updated by EMA over its own scale's
+    residuals, with its own restarts. On the 8x8 digits the shared codebook sends every
+    image's 1x1 residual to the same code, so the coarsest map carries nothing (lecture 07).
     """
 
     def __init__(
         self, num_codes: int, dim: int, scales=(1, 2, 4), *, beta: float = 0.25,
         ema: float = 0.99, restart: bool = True, restart_threshold: float = 1.0,
+        shared: bool = True,
     ):  # fmt: skip
         super().__init__()
         scales = tuple(int(s) for s in scales)
         if not scales or list(scales) != sorted(set(scales)) or scales[0] < 1:
             raise ValueError(f"scales must increase from >= 1, got {scales}.")
-        self.scales, self.beta = scales, float(beta)
-        self.vq = VectorQuantizer(
+        self.scales, self.beta, self.shared = scales, float(beta), bool(shared)
+        make = lambda: VectorQuantizer(  # noqa: E731
             num_codes, dim, beta=beta, ema=ema, restart=restart, restart_threshold=restart_threshold
         )
+        if shared:
+            self.vq = make()
+        else:
+            self.vqs = nn.ModuleList([make() for _ in scales])
         self.num_codes, self.dim = int(num_codes), int(dim)
         self.token_shape = (sum(s * s for s in scales),)
 
+    def scale_vq(self, k: int) -> VectorQuantizer:
+        """The quantiser (codebook) of scale k: the shared one, or scale k's own."""
+        return self.vq if self.shared else self.vqs[k]
+
     @property
     def codebook_vectors(self) -> Tensor:
-        return self.vq.embedding
+        return self.vq.embedding if self.shared else torch.cat([q.embedding for q in self.vqs])
+
+    def lookup_scale(self, k: int, codes: Tensor) -> Tensor:
+        """Scale k's codes (B, s, s) -> their vectors upsampled to the latent (B, D, H, W)."""
+        return self.upsample(self.scale_vq(k).lookup(codes), self.scales[-1])
 
     def upsample(self, z: Tensor, size: int) -> Tensor:
         """A scale's (B, D, s, s) map -> (B, D, size, size), bilinear."""
@@ -460,16 +478,19 @@ class MultiScaleVQ(nn.Module):
                 f"{self.scales[-1]} latent, got {H}x{W}."
             )
         residual, total, codes, flats = z.detach(), torch.zeros_like(z), [], []
-        embedding = self.vq.embedding.detach()
-        for s in self.scales:
+        for k, s in enumerate(self.scales):
+            embedding = self.scale_vq(k).embedding.detach()
             flat = _flat(F.adaptive_avg_pool2d(residual, s))  # (B*s*s, D)
             c = nearest_code(flat, embedding)
             up = self.upsample(embedding[c].view(B, s, s, D).permute(0, 3, 1, 2), H)
             residual, total = residual - up, total + up
             codes.append(c.view(B, s * s))
             flats.append(flat)
-        if self.training:  # one EMA step (and restarts) over every scale's residuals together
+        if self.training and self.shared:  # one EMA step (and restarts) over every scale
             self.vq._ema_update(torch.cat(flats), torch.cat([c.flatten() for c in codes]))
+        elif self.training:  # each scale's codebook from its own residuals
+            for k, (flat, c) in enumerate(zip(flats, codes)):
+                self.vqs[k]._ema_update(flat, c.flatten())
         commitment = F.mse_loss(z, total)
         zero = z.new_zeros(())
         return Quantized(
@@ -479,18 +500,17 @@ class MultiScaleVQ(nn.Module):
 
     def lookup(self, codes: Tensor) -> Tensor:
         """Codes (B, sum s^2) -> the quantised latent (B, D, H, W): the upsampled sum."""
-        H = self.scales[-1]
-        return sum(self.upsample(self.vq.lookup(c), H) for c in self.split(codes))
+        return sum(self.lookup_scale(k, c) for k, c in enumerate(self.split(codes)))
 
     def partial_sums(self, codes: Tensor) -> list[Tensor]:
         """The latent accumulated from the scales before each scale: n maps (B, D, H, W), the
         first zero. VAR's Transformer reads scale k's input from the k-th of them."""
         H = self.scales[-1]
-        total = self.vq.embedding.new_zeros(len(codes), self.dim, H, H)
+        total = self.codebook_vectors.new_zeros(len(codes), self.dim, H, H)
         out = []
-        for c in self.split(codes):
+        for k, c in enumerate(self.split(codes)):
             out.append(total)
-            total = total + self.upsample(self.vq.lookup(c), H)
+            total = total + self.lookup_scale(k, c)
         return out
 
 

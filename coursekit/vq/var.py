@@ -183,8 +183,7 @@ class ScalePrior(models.GenerativeModel):
             if k + 1 < len(self.sizes):
                 c2 = c.repeat(2, 1) if guided else c
                 s = self.scales[k]
-                up = self.quantizer.upsample(self.quantizer.vq.lookup(c2.view(-1, s, s)), H)
-                total = total + up
+                total = total + self.quantizer.lookup_scale(k, c2.view(-1, s, s))
                 sums.append(total)
         self.train(was)
         return torch.cat(codes, dim=1)

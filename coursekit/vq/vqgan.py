@@ -4,12 +4,18 @@ feature loss and a patch discriminator.
 - :class:`PatchDiscriminator`: a small conv net giving one real/fake logit per image patch
   (PatchGAN, Isola et al. 2017), so it judges local texture, the part that squared error blurs.
 - :class:`VQGANStep`: a ``train.fit`` ``step_fn`` holding both optimizers. The autoencoder
-  minimises ``recon + quantiser loss + w_feat * feature loss + w_adv * softplus(-D(x_hat))``
-  (the non-saturating GAN loss), the discriminator ``softplus(-D(x)) + softplus(D(x_hat))``;
-  the adversarial term starts after ``adv_start`` steps, once reconstructions are roughly
-  right (as in the paper's code). No pretrained perceptual network can be downloaded, so the
-  feature loss compares activations of a frozen network passed in (the lecture uses the first
-  conv block of the course's digits classifier).
+  minimises ``recon + quantiser loss + w_feat * feature loss + lambda * w_adv * L_G``, the
+  discriminator its own loss, both only from step ``adv_start`` on, once reconstructions are
+  roughly right (the paper's code: ``disc_start``; before it the discriminator is not trained).
+  ``gan_loss="hinge"`` (the paper's): ``L_G = -D(x_hat)``, ``L_D = relu(1 - D(x)) + relu(1 +
+  D(x_hat))``; ``"non_saturating"``: ``L_G = softplus(-D(x_hat))``, ``L_D = softplus(-D(x)) +
+  softplus(D(x_hat))``. ``adaptive=True`` is the paper's adaptive weight (eq. 7),
+  ``lambda = ||grad_L L_rec|| / (||grad_L L_G|| + 1e-4)`` at the decoder's last layer L
+  (``L_rec`` = squared error + weighted feature loss), so the adversarial gradient there is
+  ``w_adv`` times as large as the reconstruction's whatever the two losses' scales; otherwise
+  ``lambda = 1``. No pretrained perceptual network can be downloaded, so the feature loss
+  compares activations of a frozen network passed in (the lecture uses the first conv block of
+  the course's digits classifier).
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class VQGANStep:
         features: a frozen network mapping images to feature maps, or None for no feature loss.
         discriminator: the critic, or None for no adversarial loss.
         w_feat, w_adv: the weights of the two terms; ``adv_start``: the first adversarial step.
+        gan_loss: ``"hinge"`` or ``"non_saturating"``.
+        adaptive: scale the generator's adversarial term by the adaptive weight lambda.
     """
 
     def __init__(
@@ -60,9 +68,14 @@ class VQGANStep:
         adv_start: int = 0,
         lr: float = 2e-3,
         lr_d: float = 1e-3,
+        gan_loss: str = "non_saturating",
+        adaptive: bool = False,
     ):
+        if gan_loss not in ("hinge", "non_saturating"):
+            raise ValueError(f"gan_loss is 'hinge' or 'non_saturating', got {gan_loss!r}.")
         self.model, self.features, self.disc = model, features, discriminator
         self.w_feat, self.w_adv, self.adv_start = w_feat, w_adv, adv_start
+        self.gan_loss, self.adaptive = gan_loss, adaptive
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr)
         self.opt_d = (
             None
@@ -78,29 +91,46 @@ class VQGANStep:
         q = model.quantize(x)
         x_hat = model.decode_latent(q.z_q)
         recon = F.mse_loss(x_hat, x)
-        loss, terms = recon + q.loss, {"recon": recon.detach()}
+        rec, terms = recon, {"recon": recon.detach()}  # rec: the reconstruction terms
         if self.features is not None:
             feat = F.mse_loss(self.features(x_hat), self.features(x))
-            loss = loss + self.w_feat * feat
+            rec = rec + self.w_feat * feat
             terms["feature"] = feat.detach()
+        loss = rec + q.loss
         adversarial = self.disc is not None and step >= self.adv_start
         if adversarial:
             self.disc.requires_grad_(False)
-            g_adv = F.softplus(-self.disc(x_hat)).mean()
+            logits = self.disc(x_hat)
             self.disc.requires_grad_(True)
-            loss = loss + self.w_adv * g_adv
+            g_adv = -logits.mean() if self.gan_loss == "hinge" else F.softplus(-logits).mean()
+            weight = self.adaptive_weight(rec, g_adv) if self.adaptive else 1.0
+            loss = loss + self.w_adv * weight * g_adv
             terms["g_adv"] = g_adv.detach()
+            if self.adaptive:
+                terms["adaptive_weight"] = weight
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         if adversarial:
-            d_loss = F.softplus(-self.disc(x)).mean() + F.softplus(self.disc(x_hat.detach())).mean()
+            real, fake = self.disc(x), self.disc(x_hat.detach())
+            if self.gan_loss == "hinge":
+                d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+            else:
+                d_loss = F.softplus(-real).mean() + F.softplus(fake).mean()
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
             terms["d_loss"] = d_loss.detach()
         terms["loss"] = loss.detach()
         return terms
+
+    def adaptive_weight(self, rec: Tensor, g_adv: Tensor) -> Tensor:
+        """VQGAN's eq. 7: ||grad_L rec|| / (||grad_L g_adv|| + 1e-4) at the decoder's last layer
+        L, clamped to [0, 1e4] and detached (a weight, not a path for gradients)."""
+        last = self.model.decoder[-1].weight
+        g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+        g_gan = torch.autograd.grad(g_adv, last, retain_graph=True)[0]
+        return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, 1e4).detach()
 
     def state_dict(self) -> dict:
         state = {"opt": self.opt.state_dict()}
