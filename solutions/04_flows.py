@@ -476,10 +476,11 @@ plt.show()
 # between the couplings, other learning rates, batch sizes, spline ranges or averaging windows
 # did not help), while the KDE's excess shrinks with the data: with 4000 points the flow
 # overfits after 500–1000 steps and stayed 0.01–0.02 nats above the KDE, with 20000 the KDE
-# came within 0.007 nats of the truth and was not beaten on either toy (on the moons by 0.001
-# nats, in one prototype). We chose 10000 points, the size at which the flow's lead on the
-# moons was clearest in those prototypes (0.010 and 0.013 nats for two seeds); the KDE is
-# fitted on the same points, its bandwidth chosen on the same validation set.
+# came within 0.007 nats of the truth, 0.010 nats below the flow on the eight Gaussians, and
+# on the moons the two were within 0.002 nats of each other (−0.0015 and +0.001 in two
+# prototypes). We chose 10000 points, the size at which the flow's lead on the moons was
+# clearest in those prototypes (0.013 and 0.012 nats for two seeds); the KDE is fitted on the
+# same points, its bandwidth chosen on the same validation set.
 #
 # In samples, averaged over 8 sets, both moons flows are within the real-vs-real spread
 # (spline −0.04 ± 0.21 × the 95th percentile, RealNVP 0.11 ± 0.24). On the eight Gaussians

@@ -799,7 +799,7 @@ def test_quoted_number_rounding():
 def test_markdown_of_reads_markdown_cells_only(tmp_path):
     source = tmp_path / "09_x.py"
     source.write_text(
-        "# %% [markdown] You should see about\n# 5.8 here.\n\n# %%\nx = 1  # 7.7 in code\n"
+        "# %% [markdown]\n# You should see about\n# 5.8 here.\n\n# %%\nx = 1  # 7.7 in code\n"
     )
     text = markdown_of(source)
     assert "You should see about 5.8 here." in text and "7.7" not in text
