@@ -707,7 +707,7 @@ print(f"on the first {N_EXACT}: exact trace minus Hutchinson {exact_gap:+.3f} bi
 # density on dequantized data, turned into lecture 04's discrete bound. That is far from the
 # likelihood models trained for this number on the same test digits: lecture 04's best flow
 # (a RealNVP with variational dequantization) reached
-# 1.99 and its RealNVP with uniform dequantization 2.03 (importance-weighted bounds, tighter
+# 1.98 and its RealNVP with uniform dequantization 2.04 (importance-weighted bounds, tighter
 # than our single draw of $u$), lecture 03's gated PixelCNN an exact
 # 1.83; it is even worse than lecture 03's independent pixels, 2.43. A regression on
 # velocities spends its capacity where samples need it, not on the divergence near the data
