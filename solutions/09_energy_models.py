@@ -474,7 +474,12 @@ plt.show()
 # under CD is the chains' (and, for the rings, the smooth MLP's), not a limit of energies.
 # Its exact grid draws are within the 95th percentile on the rings (0.52: met) but not on
 # moons (3.6) or the eight Gaussians (12): even this near-KDE likelihood leaves a little mass
-# where the energy distance notices it. And MALA chains do not sample these sharper energies:
+# where the energy distance notices it. For scale, draws of the tuned KDE itself (a training
+# point plus its bandwidth's Gaussian noise, 5 sets of 2000) score 2.3 on moons, 4.0 on the
+# eight Gaussians and 0.67 on the rings: the target is stricter than the NLL one, and the
+# reference density misses it on two toys too (a sweep of ours drew other KDE sets that scored
+# 0.49, 2.2 and 0.02: even a mean over 5 sets of 2000 moves by about the target's size). And
+# MALA chains do not sample these sharper energies:
 # annealed as above they score 12, 8.7 and 44 (acceptance 0.57 on the rings), worse than
 # CD's, which was trained on exactly such chains. So neither trainer meets the sample target
 # on all three toys: met on the rings only (CD's buffer, grid ML's exact draws).

@@ -520,6 +520,16 @@ QUOTES = [
     Quote("README", G5, "cycle_class_kept_a_to_b", "thin → thick 0.79"),
     Quote("README", G5, "cycle_classifier_on_true_thickening", "true thickenings 0.83"),
     # lecture 09
+    Quote(E9, E9, "toy_moons_kde_draws_energy_over_real_p95", "score 2.3 on moons, 4.0"),
+    Quote(
+        E9, E9, "toy_8gaussians_kde_draws_energy_over_real_p95", "4.0 on the eight Gaussians and"
+    ),
+    Quote(E9, E9, "toy_rings_kde_draws_energy_over_real_p95", "0.67 on the rings: the target"),
+    Quote("README", E9, "toy_rings_kde_draws_energy_over_real_p95", "draws score 0.67× (moons"),
+    Quote(
+        "README", E9, "toy_moons_kde_draws_energy_over_real_p95", "(moons 2.3×, 8 gaussians 4.0×);"
+    ),
+    Quote("README", E9, "toy_8gaussians_kde_draws_energy_over_real_p95", "4.0×); annealed"),
     Quote(E9, E9, "ula_variance_bias_eps_0.5", "in the cpu run it was 0.34 above 1"),
     Quote(E9, E9, "mala_variance_bias_eps_0.5", "(off by 0.0006) at the price"),
     Quote(E9, E9, "decoupled_noise_variance_eps_0.5", "to a variance of 0.013 (it"),
@@ -584,7 +594,7 @@ QUOTES = [
     Quote(E9, E9, "digits_no_regulariser_gap", "moderate (8.95)"),
     Quote(E9, E9, "digits_no_regulariser_final_abs_energy", "|energy| of 150 and"),
     Quote(E9, E9, "digits_no_regulariser_fcd_over_floor", "score 17.8 times"),
-    Quote("README", E9, "seconds", "210 s | not measured", rel=0.1, field="seconds"),
+    Quote("README", E9, "seconds", "196 s | not measured", rel=0.1, field="seconds"),
     Quote("README", E9, "ula_variance_bias_eps_0.5", "bias (0.34 → 0.0006"),
     Quote("README", E9, "mala_variance_bias_eps_0.5", "0.0006 at ε = 0.5"),
     Quote("README", E9, "toy_moons_ebm_minus_kde_nll", "divergence: 0.050 (moons"),
@@ -603,7 +613,12 @@ QUOTES = [
         "toy_moons_grid_ml_grid_draws_energy_over_real_p95",
         "(moons 3.6×, 8 gaussians 12×)",
     ),
-    Quote("README", E9, "toy_8gaussians_grid_ml_grid_draws_energy_over_real_p95", "12×); annealed"),
+    Quote(
+        "README",
+        E9,
+        "toy_8gaussians_grid_ml_grid_draws_energy_over_real_p95",
+        "12×), where the tuned",
+    ),
     Quote("README", E9, "toy_moons_annealed_energy_over_real_p95", "(CD 1.7×, 22×"),
     Quote("README", E9, "toy_8gaussians_annealed_energy_over_real_p95", "22×, 1.1×; grid"),
     Quote("README", E9, "toy_rings_annealed_energy_over_real_p95", "1.1×; grid ML 12×"),
