@@ -392,8 +392,9 @@ plt.show()
 # (0.43 nats above the KDE after the same 800 steps in our trial), so this energy first maps
 # $x$ to random Fourier features $[x, \sin 2\pi Bx, \cos 2\pi Bx]$ ($B$: 32 fixed Gaussian
 # frequencies of scale 0.25, the best of 0.25, 0.35 and 0.5 in a one-seed trial of ours), a
-# standard cure for a low-dimensional MLP's bias towards smooth functions. This is not contrastive divergence and does not scale beyond a few dimensions; it
-# separates what the model can fit from what CD's chains let it learn.
+# standard cure for a low-dimensional MLP's bias towards smooth functions. This is not
+# contrastive divergence and does not scale beyond a few dimensions; it separates what the
+# model can fit from what CD's chains let it learn.
 
 
 # %%
@@ -470,18 +471,20 @@ plt.show()
 # %% [markdown]
 # You should see maximum likelihood on the grid reach the NLL target on all three toys: 0.009
 # nats above the KDE on moons, 0.029 on the eight Gaussians and 0.001 on the rings (within
-# 0.1: met), against CD's 0.050, 0.42 and 0.59. So the rings' and the eight Gaussians' gap
-# under CD is the chains' (and, for the rings, the smooth MLP's), not a limit of energies.
+# 0.1: met), against CD's 0.050, 0.42 and 0.59. So CD's gap is not a limit of what a small
+# energy can fit: on the rings the smooth MLP is part of it (see above), on the eight
+# Gaussians it is the chains (in our trial the plain MLP of the CD runs, trained this way,
+# came within 0.02 of the KDE there).
 # Its exact grid draws are within the 95th percentile on the rings (0.52: met) but not on
 # moons (3.6) or the eight Gaussians (12): even this near-KDE likelihood leaves a little mass
 # where the energy distance notices it. For scale, draws of the tuned KDE itself (a training
 # point plus its bandwidth's Gaussian noise, 5 sets of 2000) score 2.3 on moons, 4.0 on the
 # eight Gaussians and 0.67 on the rings: the target is stricter than the NLL one, and the
-# reference density misses it on two toys too (a sweep of ours drew other KDE sets that scored
-# 0.49, 2.2 and 0.02: even a mean over 5 sets of 2000 moves by about the target's size). And
-# MALA chains do not sample these sharper energies:
-# annealed as above they score 12, 8.7 and 44 (acceptance 0.57 on the rings), worse than
-# CD's, which was trained on exactly such chains. So neither trainer meets the sample target
+# reference density misses it on two toys too (a check of ours with other random draws of the
+# same KDE scored 0.49, 2.2 and 0.02: even a mean over 5 sets of 2000 moves by about the
+# target's size). And MALA chains do not sample these sharper energies: annealed as above
+# they score 12, 8.7 and 44 (acceptance 0.57 on the rings), worse than CD's, which was
+# trained on exactly such chains. So neither trainer meets the sample target
 # on all three toys: met on the rings only (CD's buffer, grid ML's exact draws).
 #
 # ### Contrastive divergence on digits
@@ -699,8 +702,8 @@ for sd in (2.0, 6.0):
 # You should see NCE's $\log Z$ nearer the grid's with the overlapping noise (sd 2: off by
 # 0.14 nats in the cpu run) than with the too-wide one (sd 6: 0.21), one seed each: at this
 # budget neither is within a few hundredths, and one seed cannot say how much of the
-# difference is the noise's choice. The test NLL (printed above) need not follow: the wide noise's energy fits the shape
-# no worse here, only its $\log Z$ estimate is worse.
+# difference is the noise's choice. The test NLL (printed above) need not follow: the wide
+# noise's energy fits the shape no worse here, only its $\log Z$ estimate is worse.
 #
 # ## 6. An EBM hidden in a classifier (JEM)
 #
