@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coursekit.gan import losses as gan_losses
 from coursekit.vq.autoencoder import VQAutoencoder
 
 
@@ -102,7 +103,8 @@ class VQGANStep:
             self.disc.requires_grad_(False)
             logits = self.disc(x_hat)
             self.disc.requires_grad_(True)
-            g_adv = -logits.mean() if self.gan_loss == "hinge" else F.softplus(-logits).mean()
+            g_loss = gan_losses.g_hinge if self.gan_loss == "hinge" else gan_losses.g_nonsaturating
+            g_adv = g_loss(logits)
             weight = self.adaptive_weight(rec, g_adv) if self.adaptive else 1.0
             loss = loss + self.w_adv * weight * g_adv
             terms["g_adv"] = g_adv.detach()
@@ -112,11 +114,8 @@ class VQGANStep:
         loss.backward()
         self.opt.step()
         if adversarial:
-            real, fake = self.disc(x), self.disc(x_hat.detach())
-            if self.gan_loss == "hinge":
-                d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-            else:
-                d_loss = F.softplus(-real).mean() + F.softplus(fake).mean()
+            d_fn = gan_losses.d_hinge if self.gan_loss == "hinge" else gan_losses.d_gan
+            d_loss = d_fn(self.disc(x), self.disc(x_hat.detach()))
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
